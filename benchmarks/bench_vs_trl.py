@@ -1,0 +1,391 @@
+"""Step time of vgrout's GRPO step against `trl.GRPOTrainer(loss_type="dr_grpo")`, interleaved, one run.
+
+    flock /tmp/vgrout-heavy.lock .venv/bin/python benchmarks/bench_vs_trl.py
+
+Every arm sees the same P prompts every step (a fixed prompt set, so sizes do not drift),
+samples P x G completions of at most T new tokens at temperature 1, grades them with the
+same sandboxed `vgrout.env.Grader` reward, and takes one optimizer step with the k3 KL
+anchor at beta. The arms take turns step by step (TRL, vgrout vanilla, vgrout routeA, TRL,
+...), so a slow patch on a shared machine hits them all alike; each arm's figure is the
+median over `--repeats` steps after `--warmup` untimed ones. torch threads are pinned.
+
+What is timed:
+  * TRL: from `on_step_begin` to `on_step_end` of its own training loop (generation,
+    reward, old/ref log-probs, loss, backward, optimizer). Logging and data loading fall
+    outside this window, which favours TRL.
+  * vgrout: one call of the trainer's step, with its own per-phase timings.
+The learning rate is tiny (1e-6 by default) so every arm samples from the same starting
+policy and completion lengths stay comparable; the mean completion length of every arm is
+reported to show it.
+
+TRL runs in a worker thread driven by a callback that blocks at each step's start until the
+driver hands it the turn, so TRL's own `train()` loop runs unmodified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class StepTiming:
+    """One timed step of one arm."""
+
+    seconds: float
+    completion_tokens: int  # generated tokens in the step, eos included, padding excluded
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (vgrout arms only)
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """The workload every arm runs."""
+
+    model: str = "toy:default"
+    prompts: int = 8
+    group: int = 8
+    max_new_tokens: int = 16
+    beta: float = 1e-3
+    lr: float = 1e-6
+    seed: int = 0
+    threads: int = 2
+    adapter_r: int = 4  # vgrout's rank per block; TRL's LoRA arm gets rank 2r (the same trainable width)
+
+
+# ----------------------------------------------------------------------------------------------
+# the shared workload
+
+
+@dataclass
+class World:
+    """The prompts every arm trains on: P problems, each with its grading mode, and the system prompt."""
+
+    model_dir: Path
+    problems: list  # list[vgrout.types.Problem], P of them
+    modes: list[str]  # one per problem
+    system_prompt: str
+
+
+def vgrout_config(spec: BenchSpec, arm: str, grader_workers: int = 2):
+    """The trainer's toy preset with the benchmark's workload: n_problems = P, so every step sees the same P prompts."""
+    from vgrout.train.presets import toy
+
+    return toy().with_overrides({
+        "model": spec.model, "arm": arm, "seed": spec.seed, "steps": 10**6, "prompts_per_step": spec.prompts,
+        "group_size": spec.group, "max_new_tokens": spec.max_new_tokens, "lr": spec.lr, "warmup_steps": 0,
+        "cosine": False, "kl_beta": spec.beta, "n_problems": spec.prompts, "adapter_r": spec.adapter_r,
+        "grader_workers": grader_workers, "checkpoint_every": 0,
+    })
+
+
+def load_world(spec: BenchSpec) -> World:
+    """The exact problems, modes and system prompt the vgrout trainer uses for this workload."""
+    from vgrout.env.modes import SYSTEM_PROMPT
+    from vgrout.toy.world import toy_world
+    from vgrout.train.data import assign_modes, load_problems
+    from vgrout.train.model import toy_name
+
+    cfg = vgrout_config(spec, "vanilla")
+    name = toy_name(cfg.model)
+    if name is None:
+        raise ValueError(f"--model {spec.model!r}: the benchmark runs on a toy world, e.g. toy:default or toy:tiny")
+    problems = load_problems(cfg.problems, name, cfg.n_problems, cfg.seed)
+    if len(problems) < spec.prompts:
+        raise ValueError(f"the toy world has only {len(problems)} train problems; lower --prompts")
+    mode_of = assign_modes(problems, cfg.modes, cfg.seed)
+    return World(model_dir=Path(toy_world(name, progress=False).model_dir), problems=problems,
+                 modes=[mode_of[p.id] for p in problems], system_prompt=cfg.system_prompt or SYSTEM_PROMPT)
+
+
+# ----------------------------------------------------------------------------------------------
+# TRL arm
+
+
+class TRLArm:
+    """`trl.GRPOTrainer` run by its own `train()` in a thread, one step per `step()` call."""
+
+    def __init__(self, name: str, world: World, spec: BenchSpec, grader, total_steps: int, lora: bool,
+                 out_dir: Path) -> None:
+        from datasets import Dataset
+        from transformers import AutoTokenizer, TrainerCallback
+        from trl import GRPOConfig, GRPOTrainer
+
+        from vgrout.interop.trl import GraderReward, prompt_rows
+
+        self.name = name
+        reward = GraderReward(grader, world.problems, name="vgrout_env")
+        self._tokens = 0
+
+        def counted_reward(prompts, completions, completion_ids, **kwargs):
+            self._tokens = sum(len(ids) for ids in completion_ids)
+            return reward(prompts, completions, **kwargs)
+
+        counted_reward.__name__ = "vgrout_env"
+        rows = prompt_rows(world.problems, world.modes, system_prompt=world.system_prompt)
+        args = GRPOConfig(
+            output_dir=str(out_dir / name), per_device_train_batch_size=spec.prompts * spec.group,
+            num_generations=spec.group, max_completion_length=spec.max_new_tokens, beta=spec.beta,
+            loss_type="dr_grpo", scale_rewards="none", learning_rate=spec.lr, lr_scheduler_type="constant",
+            max_steps=total_steps, temperature=1.0, top_p=1.0, top_k=0,
+            # TRL defaults to gradient checkpointing; on a 1M-parameter model it only adds recompute,
+            # so it is off here (TRL's fastest setting, not its default).
+            gradient_checkpointing=False,
+            report_to="none", logging_steps=10**9, save_strategy="no", use_cpu=True, bf16=False,
+            disable_tqdm=True, dataloader_num_workers=0, seed=spec.seed,
+        )
+        peft_config = None
+        if lora:
+            from peft import LoraConfig
+
+            peft_config = LoraConfig(r=2 * spec.adapter_r, lora_alpha=2 * spec.adapter_r, lora_dropout=0.0,
+                                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                     "down_proj"])
+        arm = self
+        self._go = threading.Semaphore(0)
+        self._done = threading.Semaphore(0)
+        self._error: BaseException | None = None
+        self._t0 = 0.0
+        self._last: StepTiming | None = None
+
+        class Turn(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                arm._go.acquire()
+                arm._t0 = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                arm._last = StepTiming(time.perf_counter() - arm._t0, arm._tokens)
+                arm._done.release()
+
+        tokenizer = AutoTokenizer.from_pretrained(world.model_dir)
+        self.trainer = GRPOTrainer(model=str(world.model_dir), reward_funcs=counted_reward, args=args,
+                                   train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                                   peft_config=peft_config, callbacks=[Turn()])
+        self._thread = threading.Thread(target=self._run, name=f"trl-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.trainer.train()
+        except BaseException as exc:  # surfaced by step()
+            self._error = exc
+            self._done.release()
+
+    def step(self) -> StepTiming:
+        self._go.release()
+        self._done.acquire()
+        if self._error is not None:
+            raise RuntimeError(f"TRL arm {self.name} failed") from self._error
+        assert self._last is not None
+        return self._last
+
+    def close(self) -> None:
+        self._thread.join(timeout=60)
+
+
+# ----------------------------------------------------------------------------------------------
+# vgrout arms
+
+
+# Stage functions of `vgrout.train.step` timed on top of the loop's own generate/grade/optimise clock.
+_TIMED_STAGES = {"choose_zones": "gate", "old_logps": "old_logps", "reference_logps": "reference",
+                 "loss_backward": "fwd_bwd", "apply_update": "optimizer"}
+
+
+class StageClock:
+    """Wraps the step's stage functions (module globals of vgrout.train.step) to time each call.
+
+    Benchmark instrumentation only: installed for the run, removed by `close()`.
+    """
+
+    def __init__(self) -> None:
+        import vgrout.train.step as step_mod
+
+        self._mod = step_mod
+        self._orig = {name: getattr(step_mod, name) for name in _TIMED_STAGES}
+        self.seconds: dict[str, float] = {}
+        for name, phase in _TIMED_STAGES.items():
+            setattr(step_mod, name, self._timed(self._orig[name], phase))
+
+    def _timed(self, fn, phase):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    def take(self) -> dict[str, float]:
+        out, self.seconds = self.seconds, {}
+        return out
+
+    def close(self) -> None:
+        for name, fn in self._orig.items():
+            setattr(self._mod, name, fn)
+
+
+class VgroutArm:
+    """vgrout's own loop step (`vgrout.train.loop.grpo_step`) on the benchmark's workload."""
+
+    def __init__(self, name: str, spec: BenchSpec, grader, clock: StageClock, run_dir: Path) -> None:
+        from vgrout.train.loop import build_run
+
+        self.name = name
+        self.grader = grader
+        self.clock = clock
+        self.run = build_run(vgrout_config(spec, name), run_dir / name)
+
+    def step(self) -> StepTiming:
+        from vgrout.train.loop import grpo_step
+
+        self.clock.take()
+        t0 = time.perf_counter()
+        metrics, _diag = grpo_step(self.run, self.grader)  # the oracle diagnostics are dropped here
+        seconds = time.perf_counter() - t0
+        self.run.step += 1
+        phases = {"generate": metrics["time_generate"], "grade": metrics["time_grade"], **self.clock.take()}
+        phases["other"] = seconds - sum(phases.values())
+        tokens = round(metrics["completion_len"] * self.run.cfg.rollouts_per_step)
+        return StepTiming(seconds, tokens, phases)
+
+
+# ----------------------------------------------------------------------------------------------
+# driver
+
+
+def run_interleaved(arms: Sequence, warmup: int, repeats: int, log: Callable[[str], None] = print) -> dict:
+    """Round-robin one step per arm; returns {arm name: [StepTiming] of the timed repeats}."""
+    timings: dict[str, list[StepTiming]] = {a.name: [] for a in arms}
+    for i in range(warmup + repeats):
+        for arm in arms:
+            t = arm.step()
+            if i >= warmup:
+                timings[arm.name].append(t)
+            log(f"  step {i:2d} {arm.name:>14s} {t.seconds:6.3f} s  {t.completion_tokens:5d} tok"
+                + ("" if i >= warmup else "  (warmup)"))
+    return timings
+
+
+def summarise(timings: dict[str, list[StepTiming]], n_rollouts: int) -> dict:
+    """Median step time, spread, tokens/s and per-phase medians per arm."""
+    out = {}
+    for name, ts in timings.items():
+        secs = sorted(t.seconds for t in ts)
+        toks = [t.completion_tokens for t in ts]
+        phases = sorted({k for t in ts for k in t.phases})
+        out[name] = {
+            "median_s": statistics.median(secs),
+            "q25_s": secs[len(secs) // 4], "q75_s": secs[(3 * len(secs)) // 4],
+            "min_s": secs[0], "max_s": secs[-1], "n": len(secs),
+            "mean_completion_len": statistics.mean(toks) / n_rollouts,
+            "completion_tok_per_s": statistics.median(t.completion_tokens / t.seconds for t in ts),
+            "phases_median_s": {k: statistics.median(t.phases.get(k, 0.0) for t in ts) for k in phases},
+        }
+    return out
+
+
+def machine() -> dict:
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(), "nproc": os.cpu_count(),
+        "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def markdown(summary: dict, baseline: str) -> str:
+    base = summary[baseline]["median_s"]
+    lines = ["| arm | median s/step | IQR | mean completion len | completion tok/s | speed vs " + baseline + " |",
+             "|---|---|---|---|---|---|"]
+    for name, s in summary.items():
+        lines.append(f"| {name} | {s['median_s']:.3f} | {s['q25_s']:.3f}-{s['q75_s']:.3f} | "
+                     f"{s['mean_completion_len']:.1f} | {s['completion_tok_per_s']:.0f} | {base / s['median_s']:.2f}x |")
+    phase_rows = [(n, s["phases_median_s"]) for n, s in summary.items() if s["phases_median_s"]]
+    if phase_rows:
+        keys = sorted({k for _, p in phase_rows for k in p})
+        lines += ["", "| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for n, p in phase_rows:
+            lines.append(f"| {n} | " + " | ".join(f"{p.get(k, 0.0):.3f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="toy:default", help="toy:NAME (default toy:default)")
+    ap.add_argument("--prompts", type=int, default=8, help="P prompts per step")
+    ap.add_argument("--group", type=int, default=8, help="G completions per prompt")
+    ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--beta", type=float, default=1e-3, help="KL anchor weight (both trainers)")
+    ap.add_argument("--lr", type=float, default=1e-6)
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for the whole run")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=12)
+    ap.add_argument("--arms", default="trl,trl_lora,vanilla,routeA",
+                    help="comma list from trl (full fine-tune), trl_lora, vanilla, routeA")
+    ap.add_argument("--workers", type=int, default=2, help="grader workers")
+    ap.add_argument("--out", default="runs/bench/bench_vs_trl.json", help="JSON summary path")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    spec = BenchSpec(model=args.model, prompts=args.prompts, group=args.group, max_new_tokens=args.max_new_tokens,
+                     beta=args.beta, lr=args.lr, threads=args.threads)
+    names = [a for a in args.arms.split(",") if a]
+    known = ("trl", "trl_lora", "vanilla", "routeA")
+    for n in names:
+        if n not in known:
+            raise SystemExit(f"--arms: unknown arm {n!r}; expected some of {', '.join(known)}")
+    from vgrout.env import Grader
+
+    world = load_world(spec)
+    total = args.warmup + args.repeats
+    arms: list = []
+    clock = StageClock()
+    with Grader(sandbox="auto", workers=args.workers) as grader, tempfile.TemporaryDirectory() as tmp:
+        for n in names:
+            if n in ("trl", "trl_lora"):
+                arms.append(TRLArm(n, world, spec, grader, total, lora=(n == "trl_lora"), out_dir=Path(tmp)))
+            else:
+                arms.append(VgroutArm(n, spec, grader, clock, Path(tmp)))
+        print(f"{len(arms)} arms, {spec.prompts}x{spec.group} rollouts, T<={spec.max_new_tokens}, beta={spec.beta}, "
+              f"{args.threads} threads; warmup {args.warmup}, repeats {args.repeats}")
+        timings = run_interleaved(arms, args.warmup, args.repeats)
+        for a in arms:
+            if isinstance(a, TRLArm):
+                a.close()
+        clock.close()
+    summary = summarise(timings, spec.prompts * spec.group)
+    baseline = "trl" if "trl" in summary else names[0]
+    result = {"spec": asdict(spec), "warmup": args.warmup, "repeats": args.repeats, "machine": machine(),
+              "command": " ".join([Path(sys.executable).name, *sys.argv]), "summary": summary,
+              "steps": {k: [asdict(t) for t in v] for k, v in timings.items()}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(out.suffix + ".tmp")
+    tmp_out.write_text(json.dumps(result, indent=2))
+    os.replace(tmp_out, out)
+    print(markdown(summary, baseline))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

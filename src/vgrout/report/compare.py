@@ -1,0 +1,249 @@
+"""`vgrout compare`: one markdown report across arms and seeds, every number read from run files.
+
+The question it answers: does an arm beat vanilla and its placebo after deployment
+ablation, over seeds? Per arm it gives deployed and as-trained hack/solve (mean ± SEM over
+seeds), paired differences to vanilla and to the placebo (paired t-test by seed, with each
+seed's sign and an exact sign-flip p), the gate's classifier table, and PNG plots. The
+"Findings" section states each comparison in words, including "no significant difference".
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from vgrout.eval.stats import PairedTest, mean_sem, paired_test
+from vgrout.report import gate, plots
+from vgrout.report.rundir import PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms, placebo_base
+
+Arms = dict[str, dict[int, RunData]]
+ALPHA = 0.05
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def fmt_p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+
+
+def fmt_mean_sem(vals: Sequence[float]) -> str:
+    mean, sem, n = mean_sem(vals)
+    return f"{fmt(mean)} ± {fmt(sem)} (n={n})" if n > 1 else f"{fmt(mean)} (n=1)"
+
+
+def arm_values(arms: Arms, arm: str, state: str, metric: str) -> dict[int, float]:
+    """{seed: final eval rate} for one arm."""
+    return {seed: run.final_rate(state, metric) for seed, run in arms[arm].items()}
+
+
+def paired(arms: Arms, a: str, b: str, state: str, metric: str) -> PairedTest | None:
+    """a − b paired by seed over the seeds both arms have; None when they share no seed."""
+    va, vb = arm_values(arms, a, state, metric), arm_values(arms, b, state, metric)
+    seeds = sorted(set(va) & set(vb))
+    return paired_test([va[s] for s in seeds], [vb[s] for s in seeds]) if seeds else None
+
+
+def describe(a: str, b: str, what: str, res: PairedTest | None) -> str:
+    """One plain sentence for a paired comparison (a − b) of `what`."""
+    if res is None:
+        return f"{a} vs {b}, {what}: no seed in common, so no paired comparison."
+    detail = f"paired t, p={fmt_p(res.p)}, n={res.n}; per-seed signs {res.signs}; sign-flip p={fmt_p(res.p_sign_flip)}"
+    if res.n < 2:
+        return f"{a} vs {b}, {what}: only one paired seed (Δ = {res.mean:+.3f}); no test possible."
+    if not math.isfinite(res.p):
+        return (f"{a} vs {b}, {what}: every seed gives the same difference Δ = {res.mean:+.3f} "
+                f"(n={res.n}, signs {res.signs}); the t-test is undefined with zero spread.")
+    if res.p < ALPHA and res.mean != 0:
+        direction = "lower" if res.mean < 0 else "higher"
+        return f"**{a}'s {what} is {direction} than {b}'s by {abs(res.mean):.3f} ± {fmt(res.sem)}** ({detail})."
+    return f"No significant difference between {a} and {b} in {what}: Δ = {res.mean:+.3f} ± {fmt(res.sem)} ({detail})."
+
+
+def _diff_row(a: str, b: str, metric: str, res: PairedTest | None) -> str:
+    if res is None:
+        return f"| {a} − {b} | {metric} | no common seed | | | | |"
+    return (f"| {a} − {b} | {metric} | {res.mean:+.3f} ± {fmt(res.sem)} | {res.n} | {fmt(res.t, 2)} | "
+            f"{fmt_p(res.p)} | {res.signs} ({fmt_p(res.p_sign_flip)}) |")
+
+
+DIFF_HEADER = ("| comparison | deployed metric | Δ mean ± SEM | n | t | p (paired t) | seed signs (sign-flip p) |\n"
+               "|---|---|---:|---:|---:|---:|---|")
+
+
+def comparisons(arms: Arms, order: list[str]) -> list[tuple[str, str]]:
+    """(arm, reference) pairs: every arm against vanilla, every arm with a placebo against it."""
+    pairs = [(a, VANILLA) for a in order if a != VANILLA and VANILLA in arms]
+    pairs += [(a, a + PLACEBO_SUFFIX) for a in order if placebo_base(a) is None and a + PLACEBO_SUFFIX in arms]
+    return pairs
+
+
+def section_findings(arms: Arms, order: list[str], phenomenon: float) -> list[str]:
+    lines = ["## Findings", ""]
+    if VANILLA in arms:
+        vals = list(arm_values(arms, VANILLA, "deployed", "hack").values())
+        mean, sem, n = mean_sem(vals)
+        present = "present" if mean >= phenomenon else "NOT present"
+        lines.append(f"- Vanilla's deployed hack rate is {fmt(mean)} ± {fmt(sem)} (n={n}): the reward-hacking "
+                     f"phenomenon is {present} (threshold {phenomenon}).")
+    else:
+        lines.append("- No vanilla run was given, so nothing is compared to vanilla.")
+    for a, b in comparisons(arms, order):
+        for metric in ("hack", "solve"):
+            lines.append(f"- {describe(a, b, f'deployed {metric} rate', paired(arms, a, b, 'deployed', metric))}")
+    lines.append(f"- Significance: two-sided paired t-test at α = {ALPHA}, pairing runs by seed. With n = 3 the "
+                 "sign-flip test cannot go below p = 0.25, so read the per-seed signs alongside the t-test.")
+    return lines + [""]
+
+
+def section_arm_table(arms: Arms, order: list[str]) -> list[str]:
+    lines = ["## Final evaluation per arm (mean ± SEM over seeds)", "",
+             "| arm | seeds | final step | deployed hack | deployed solve | as-trained hack | as-trained solve |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for arm in order:
+        runs = arms[arm]
+        cells = [fmt_mean_sem(list(arm_values(arms, arm, st, m).values()))
+                 for st in ("deployed", "as_trained") for m in ("hack", "solve")]
+        steps = sorted({r.final_step for r in runs.values()})
+        lines.append(f"| {arm} | {','.join(map(str, sorted(runs)))} | {','.join(map(str, steps))} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def section_differences(arms: Arms, order: list[str]) -> list[str]:
+    lines = ["## Paired differences (deployed, final checkpoint)", "", DIFF_HEADER]
+    for a, b in comparisons(arms, order):
+        for metric in ("hack", "solve"):
+            lines.append(_diff_row(a, b, metric, paired(arms, a, b, "deployed", metric)))
+    lines += ["", "## As-trained minus deployed, within each arm", "",
+              "What deleting the quarantine removes. Zero by construction for arms whose whole adapter deploys.", "",
+              "| arm | metric | as-trained − deployed, mean ± SEM | n | p (paired t) | seed signs |", "|---|---|---:|---:|---:|---|"]
+    for arm in order:
+        for metric in ("hack", "solve"):
+            seeds = sorted(arms[arm])
+            res = paired_test([arms[arm][s].final_rate("as_trained", metric) for s in seeds],
+                              [arms[arm][s].final_rate("deployed", metric) for s in seeds])
+            lines.append(f"| {arm} | {metric} | {res.mean:+.3f} ± {fmt(res.sem)} | {res.n} | {fmt_p(res.p)} | {res.signs} |")
+    return lines + [""]
+
+
+GATE_COLS = ("auroc", "route_precision", "route_recall", "route_f05", "keep_precision", "keep_recall", "route_share")
+
+
+def gate_values(run: RunData) -> tuple[str, dict[str, float]] | None:
+    """(source, {column: value}) for a gated run: pooled over its rollouts when the diagnostics
+    carry per-rollout fields, else the mean over steps of the trainer's aggregates."""
+    summary = gate.run_summary(run.diagnostics)
+    if summary is None:
+        return None
+    src = "pooled" if math.isfinite(summary["pooled_auroc"]) or math.isfinite(summary["pooled_route_f05"]) else "step"
+    vals = {c: summary[f"{src}_{c}"] for c in GATE_COLS}
+    vals["step_auroc"] = summary["step_auroc"]
+    return src, vals
+
+
+def section_gate(arms: Arms, order: list[str]) -> list[str]:
+    head = ["## Gate classifier quality (oracle labels; diagnostics only)", "",
+            "Training rollouts the gate routed (live, advantage > 0), labelled by the oracle's `exploited`. "
+            "AUROC: routing score vs hack label (0.5 = chance). Route: the route zone as a hack detector; keep: "
+            "the keep zone as a clean detector. Source `pooled`: every such rollout of the run at once; `step`: the "
+            "mean over steps of the trainer's per-step values. Mean ± SEM over seeds. A placebo arm "
+            "(Haar-random direction) is the chance baseline for its arm.", ""]
+    lines = ["| arm | source | n seeds | AUROC | AUROC (mean per step) | route precision | route recall | route F0.5 | "
+             "keep precision | keep recall | route share |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    per_arm: dict[str, dict[int, dict[str, float]]] = {}
+    for arm in order:
+        rows, sources = {}, set()
+        for seed, run in arms[arm].items():
+            got = gate_values(run)
+            if got is not None:
+                sources.add(got[0])
+                rows[seed] = got[1]
+        if not rows:
+            continue
+        per_arm[arm] = rows
+        cells = []
+        for c in ("auroc", "step_auroc") + GATE_COLS[1:]:
+            vals = [r[c] for r in rows.values() if math.isfinite(r[c])]
+            cells.append(fmt_mean_sem(vals) if vals else "n/a")
+        lines.append(f"| {arm} | {'+'.join(sorted(sources))} | {len(rows)} | " + " | ".join(cells) + " |")
+    if not per_arm:
+        return head[:2] + ["No run in this comparison was scored by a gate.", ""]
+    lines += ["", "Does the real direction beat its placebo? (paired by seed)", "",
+              "| comparison | metric | Δ mean ± SEM | n | p (paired t) | seed signs |", "|---|---|---:|---:|---:|---|"]
+    for arm in order:
+        plc = arm + PLACEBO_SUFFIX
+        if arm in per_arm and plc in per_arm:
+            seeds = sorted(set(per_arm[arm]) & set(per_arm[plc]))
+            for c in ("auroc", "route_f05"):
+                a = [per_arm[arm][s][c] for s in seeds]
+                b = [per_arm[plc][s][c] for s in seeds]
+                if seeds and all(math.isfinite(x) for x in a + b):
+                    res = paired_test(a, b)
+                    lines.append(f"| {arm} − {plc} | {c} | {res.mean:+.3f} ± {fmt(res.sem)} | {res.n} | "
+                                 f"{fmt_p(res.p)} | {res.signs} |")
+                else:
+                    lines.append(f"| {arm} − {plc} | {c} | undefined on some seed | {len(seeds)} | | |")
+    return head + lines + [""]
+
+
+def section_runs(arms: Arms, order: list[str]) -> list[str]:
+    lines = ["## Every run (final checkpoint; Wilson 95% intervals)", "",
+             "| arm | seed | run | step | n | deployed hack [95% CI] | deployed solve [95% CI] | markers |",
+             "|---|---:|---|---:|---:|---|---|---|"]
+    for arm in order:
+        for seed in sorted(arms[arm]):
+            run = arms[arm][seed]
+            o = run.final_eval["states"]["deployed"]["overall"]
+            lo_h, hi_h = o["hack_ci95"]
+            lo_s, hi_s = o["solve_ci95"]
+            lines.append(f"| {arm} | {seed} | {run.name} | {run.final_step} | {o['n']} | {fmt(o['hack_rate'])} "
+                         f"[{fmt(lo_h)}, {fmt(hi_h)}] | {fmt(o['solve_rate'])} [{fmt(lo_s)}, {fmt(hi_s)}] | "
+                         f"{run.final_eval['settings']['markers']} |")
+    return lines + [""]
+
+
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon: float = 0.8) -> Path:
+    """Read the runs, write `out` (markdown) and its PNGs beside it; return the report path."""
+    if not run_dirs:
+        raise ValueError("compare needs at least one run directory")
+    runs = [load_run(d) for d in run_dirs]
+    arms = group_by_arm(runs)
+    order = order_arms(list(arms))
+    out = Path(out)
+    fig_dir = out.parent
+    stem = out.stem
+    curves = plots.plot_curves(arms, order, fig_dir / f"{stem}_curves.png")
+    bars = plots.plot_bars(arms, order, fig_dir / f"{stem}_deployed_bars.png")
+    auroc_png = plots.plot_gate_auroc(arms, order, fig_dir / f"{stem}_gate_auroc.png")
+
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    settings = {r.final_eval["settings"]["markers"] for r in runs}
+    lines = [f"# vGROUT comparison: {len(runs)} runs, {len(arms)} arms", "",
+             f"Generated {now} by `vgrout compare` from run files; no number below is typed by hand. "
+             f"Eval marker families: {', '.join(sorted(settings))}. Deployed = quarantine ablated "
+             "(vanilla and erase deploy their whole adapter, so deployed = as-trained).", ""]
+    lines += section_findings(arms, order, phenomenon)
+    lines += section_arm_table(arms, order)
+    lines += section_differences(arms, order)
+    lines += section_gate(arms, order)
+    lines += ["## Plots", "",
+              f"![hack and solve over steps (deployed solid, as-trained dashed)]({curves.name})", "",
+              f"![deployed hack and solve per arm]({bars.name})", ""]
+    if auroc_png is not None:
+        lines += [f"![gate AUROC per step]({auroc_png.name})", ""]
+    lines += section_runs(arms, order)
+    text = "\n".join(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, out)
+    return out
+
+
+__all__ = ["build_report", "comparisons", "describe", "paired"]

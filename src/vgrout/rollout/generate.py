@@ -1,0 +1,150 @@
+"""Batched sampling with a KV cache: chat messages -> `Rollouts` (ids, masks, texts).
+
+One forward per new token for the whole batch (every prompt x every sample), with an
+explicit `torch.Generator` so sampling is seeded and never touches the global RNG. When an
+adapter is given, its active blocks are folded into the base weights for the whole call
+(`adapter.merged(mode)`), so generation costs what the bare model costs.
+
+Position ids are `cumsum(mask) - 1` on the left-padded prompt, the same rule
+`per_token_logps` uses in training forwards, so sampled and scored tokens see identical
+positions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from vgrout.rollout.tokens import eos_token_ids, pad_token_id, render_prompts
+
+
+@dataclass
+class Rollouts:
+    """N = P*G sampled completions. Rows of one prompt are contiguous (row i came from prompt_index[i])."""
+
+    prompt_ids: Tensor  # (N, Lp) left-padded
+    prompt_mask: Tensor  # (N, Lp) 1 on prompt tokens
+    completion_ids: Tensor  # (N, T) right-padded
+    completion_mask: Tensor  # (N, T) 1 up to and including the first eos
+    texts: list[str]  # decoded completions without special tokens
+    prompt_index: Tensor  # (N,) long
+    deployed: Tensor  # (N,) bool: sampled with the quarantine ablated
+
+    def __len__(self) -> int:
+        return int(self.completion_ids.shape[0])
+
+    @property
+    def input_ids(self) -> Tensor:
+        """(N, Lp + T) prompt then completion."""
+        return torch.cat([self.prompt_ids, self.completion_ids], 1)
+
+    @property
+    def attention_mask(self) -> Tensor:
+        """(N, Lp + T)."""
+        return torch.cat([self.prompt_mask, self.completion_mask], 1)
+
+
+def _filter_logits(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
+    """Temperature, then top-k, then nucleus filtering. logits (N, V) float32."""
+    logits = logits / temperature
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, idx = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, -1)
+        drop = torch.cumsum(probs, -1) - probs > top_p  # keep the smallest prefix reaching top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+    return logits
+
+
+@torch.inference_mode()
+def sample_tokens(
+    model, prompt_ids: Tensor, prompt_mask: Tensor, max_new_tokens: int, eos_ids: list[int], pad_id: int,
+    *, temperature: float, top_p: float, top_k: int, generator: torch.Generator,
+) -> Tensor:
+    """Sample (N, T <= max_new_tokens) completion ids from left-padded prompts; rows stop at their first eos."""
+    from transformers import DynamicCache
+
+    device = prompt_ids.device
+    n = prompt_ids.shape[0]
+    mask = prompt_mask.clone()  # (N, L) grows by one column per step
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (N, Lp)
+    cache = DynamicCache()
+    eos = torch.tensor(eos_ids, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    out: list[Tensor] = []
+    inp, inp_pos = prompt_ids, pos
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=inp, attention_mask=mask, position_ids=inp_pos, past_key_values=cache,
+                       use_cache=True, logits_to_keep=1).logits[:, -1].float()  # (N, V)
+        if temperature == 0.0:
+            nxt = logits.argmax(-1)
+        else:
+            probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), -1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (N,)
+        nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+        out.append(nxt)
+        done = done | torch.isin(nxt, eos)
+        if bool(done.all()):
+            break
+        inp = nxt[:, None]
+        inp_pos = inp_pos[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=device)], 1)
+    return torch.stack(out, 1)  # (N, T)
+
+
+def completion_mask_from_ids(completion_ids: Tensor, eos_ids: list[int]) -> Tensor:
+    """(N, T) long mask: 1 up to and including the first eos (all ones when no eos was emitted)."""
+    is_eos = torch.isin(completion_ids, torch.tensor(eos_ids, device=completion_ids.device)).long()  # (N, T)
+    before = torch.cumsum(is_eos, 1) - is_eos  # eos tokens strictly before each position
+    return (before == 0).long()
+
+
+def generate(
+    model, tokenizer, prompts: list[list[dict]], n_per_prompt: int, max_new_tokens: int,
+    temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, adapter=None, mode: str = "full",
+) -> Rollouts:
+    """Sample `n_per_prompt` completions for each chat prompt -> Rollouts with N = len(prompts) * n_per_prompt.
+
+    `mode` ("full" | "deployed") picks the adapter blocks folded in for sampling; it needs an
+    adapter when "deployed". Deterministic for a given seed on CPU.
+    """
+    if mode not in ("full", "deployed"):
+        raise ValueError(f"mode must be 'full' or 'deployed', got {mode!r}")
+    if mode == "deployed" and adapter is None:
+        raise ValueError("mode='deployed' samples with the quarantine ablated and needs the adapter; pass adapter=")
+    if n_per_prompt < 1 or max_new_tokens < 1:
+        raise ValueError(f"n_per_prompt and max_new_tokens must be >= 1, got {n_per_prompt}, {max_new_tokens}")
+    if temperature < 0 or not 0.0 < top_p <= 1.0 or top_k < 0:
+        raise ValueError(f"bad sampling settings temperature={temperature}, top_p={top_p}, top_k={top_k}")
+    device = next(model.parameters()).device
+    p_ids, p_mask = render_prompts(tokenizer, prompts)  # (P, Lp)
+    prompt_ids = p_ids.repeat_interleave(n_per_prompt, 0).to(device)  # (N, Lp)
+    prompt_mask = p_mask.repeat_interleave(n_per_prompt, 0).to(device)
+    eos_ids = eos_token_ids(tokenizer, model)
+    pad_id = pad_token_id(tokenizer)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    merged = adapter.merged(mode) if adapter is not None else contextlib.nullcontext()
+    was_training = model.training
+    model.eval()
+    try:
+        with merged:
+            completion_ids = sample_tokens(model, prompt_ids, prompt_mask, max_new_tokens, eos_ids, pad_id,
+                                           temperature=temperature, top_p=top_p, top_k=top_k, generator=gen)
+    finally:
+        model.train(was_training)
+    completion_mask = completion_mask_from_ids(completion_ids, eos_ids)  # (N, T)
+    completion_ids = completion_ids.masked_fill(completion_mask == 0, pad_id)
+    texts = tokenizer.batch_decode([ids[m.bool()].tolist() for ids, m in zip(completion_ids.cpu(), completion_mask.cpu())],
+                                   skip_special_tokens=True)
+    n = prompt_ids.shape[0]
+    return Rollouts(
+        prompt_ids=prompt_ids, prompt_mask=prompt_mask, completion_ids=completion_ids, completion_mask=completion_mask,
+        texts=texts, prompt_index=torch.arange(len(prompts)).repeat_interleave(n_per_prompt),
+        deployed=torch.full((n,), mode == "deployed", dtype=torch.bool),
+    )

@@ -1,0 +1,88 @@
+"""Atomic checkpoints: a step directory is written under a temporary name and renamed whole.
+
+    checkpoints/step_NNNNNN/adapter.safetensors   the adapter (BlockAdapter.save)
+    checkpoints/step_NNNNNN/trainer_state.pt      optimizer, scheduler, gate, RNG states
+    checkpoints/step_NNNNNN/state.json            {"step": N} (written last; marks completeness)
+
+A kill at any moment leaves either the previous complete checkpoints or a `.tmp-*` directory
+that `latest_checkpoint` ignores and `clean_partial` removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+PREFIX = "step_"
+
+
+def step_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"{PREFIX}{step:06d}"
+
+
+def save_checkpoint(run_dir: Path, step: int, adapter, trainer_state: dict) -> Path:
+    """Write checkpoint `step` (the number of completed steps) atomically; returns its directory."""
+    final = step_dir(run_dir, step)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    adapter.save(tmp / "adapter.safetensors")
+    state = dict(trainer_state)
+    state["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    torch.save(state, tmp / "trainer_state.pt")
+    with open(tmp / "state.json", "w") as f:
+        json.dump({"step": step}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def is_complete(d: Path) -> bool:
+    return d.name.startswith(PREFIX) and all((d / f).is_file() for f in ("adapter.safetensors", "trainer_state.pt", "state.json"))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step, or None."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return None
+    done = sorted(d for d in root.iterdir() if d.is_dir() and is_complete(d))
+    return done[-1] if done else None
+
+
+def clean_partial(run_dir: Path) -> list[Path]:
+    """Remove half-written checkpoint directories; returns what was removed."""
+    root = Path(run_dir) / "checkpoints"
+    gone = []
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.is_dir() and d.name.startswith(".tmp-"):
+                shutil.rmtree(d)
+                gone.append(d)
+    return gone
+
+
+def load_checkpoint(d: Path, adapter) -> tuple[int, dict]:
+    """Load the adapter in place; return (step, trainer state). Restores the global RNG states."""
+    if not is_complete(d):
+        raise ValueError(f"{d} is not a complete checkpoint (needs adapter.safetensors, trainer_state.pt, state.json)")
+    step = int(json.loads((d / "state.json").read_text())["step"])
+    adapter.load(d / "adapter.safetensors")
+    state = torch.load(d / "trainer_state.pt", weights_only=False)
+    rng = state.pop("rng")
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return step, state

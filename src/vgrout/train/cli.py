@@ -1,0 +1,57 @@
+"""`vgrout train`: pick a preset, apply --arm/--seed/--set overrides, run into --out (or --resume)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vgrout.train.presets import PRESETS, preset
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def build_config(args: argparse.Namespace):
+    cfg = preset(args.preset)
+    overrides: dict[str, object] = parse_sets(args.set or [])
+    if args.arm is not None:
+        overrides["arm"] = args.arm
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    return cfg.with_overrides(overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vgrout.train.loop import train
+
+    if args.resume:
+        if args.out or args.set or args.arm is not None or args.seed is not None:
+            raise SystemExit("--resume continues a run with its saved config.json; drop --out/--set/--arm/--seed")
+        train(None, args.resume, resume=True)
+        return 0
+    if not args.out:
+        raise SystemExit("vgrout train: give --out RUN_DIR (or --resume RUN_DIR)")
+    try:
+        cfg = build_config(args)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    train(cfg, args.out, overwrite=args.overwrite)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="GRPO with gradient-routing gates (see docs/training.md)")
+    p.add_argument("--preset", default="toy", choices=sorted(PRESETS))
+    p.add_argument("--arm", default=None, help="vanilla, absorb, routeA, routeV or erase")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a Config field (repeatable)")
+    p.add_argument("--out", default=None, help="new run directory")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing --out directory first")
+    p.set_defaults(func=run)

@@ -1,0 +1,84 @@
+"""Gate features from the model: pooled deployed-bottleneck activations and bottleneck gradients.
+
+Both are read with the quarantine ablated (adapter mode "deployed"), the state the pair
+directions are extracted in, so live scores and directions share one feature space. The
+authored pairs are turned into the same (prompt ids, completion ids) layout as live rollouts.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vgrout.rollout import Rollouts, left_pad, pad_token_id, per_token_logps, render_prompt_text, right_pad
+from vgrout.rollout.tokens import encode_text, eos_token_ids
+from vgrout.train.batch import chunks
+from vgrout.types import HackPair
+
+
+def completion_positions(r: Rollouts) -> Tensor:
+    """(N, Lp + T) bool: the completion tokens of each row in the full sequence."""
+    return torch.cat([torch.zeros_like(r.prompt_mask), r.completion_mask], 1).bool()
+
+
+@torch.no_grad()
+def act_features(adapter, model, r: Rollouts, micro_batch: int) -> tuple[Tensor, Tensor]:
+    """Deployed-mode forward: pooled bottlenecks (N, M, r) and deployed log-probs (N, T), no grad."""
+    feats, logps = [], []
+    T = r.completion_ids.shape[1]
+    ids, att, pos = r.input_ids, r.attention_mask, completion_positions(r)
+    for sl in chunks(len(r), micro_batch):
+        with adapter.mode("deployed"), adapter.capture_bottleneck(pos[sl]) as cap:
+            logps.append(per_token_logps(model, ids[sl], att[sl], T))
+        feats.append(cap.pooled)
+    return torch.cat(feats), torch.cat(logps)
+
+
+def grad_features(adapter, model, r: Rollouts, micro_batch: int) -> Tensor:
+    """Per-row gradient of the mean completion NLL in the deployed bottleneck (N, M, r).
+
+    One grad-enabled forward and a backward into the probes only; parameter .grad is untouched.
+    """
+    out = []
+    T = r.completion_ids.shape[1]
+    ids, att, m = r.input_ids, r.attention_mask, r.completion_mask.float()
+    for sl in chunks(len(r), micro_batch):
+        with torch.enable_grad(), adapter.mode("deployed"), adapter.grad_probe() as probe:
+            lp = per_token_logps(model, ids[sl], att[sl], T)  # (n, T)
+            nll = -(lp * m[sl]).sum(1) / m[sl].sum(1).clamp(min=1.0)  # (n,)
+            out.append(probe.per_row(nll).detach())
+    return torch.cat(out)
+
+
+def pair_rollouts(tokenizer, model, pairs: list[HackPair], side: str) -> Rollouts:
+    """Authored pairs as a Rollouts batch: rendered prompt, then the side's completion + eos."""
+    if side not in ("hack", "clean"):
+        raise ValueError(f"side must be 'hack' or 'clean', got {side!r}")
+    pad = pad_token_id(tokenizer)
+    eos = eos_token_ids(tokenizer, model)[0] if tokenizer.eos_token_id is None else int(tokenizer.eos_token_id)
+    prompts = [encode_text(tokenizer, render_prompt_text(tokenizer, list(p.messages))) for p in pairs]
+    comps = [encode_text(tokenizer, getattr(p, side)) + [eos] for p in pairs]
+    p_ids, p_mask = left_pad(prompts, pad)
+    c_ids, c_mask = right_pad(comps, pad)
+    device = next(model.parameters()).device
+    n = len(pairs)
+    return Rollouts(prompt_ids=p_ids.to(device), prompt_mask=p_mask.to(device), completion_ids=c_ids.to(device),
+                    completion_mask=c_mask.to(device), texts=[getattr(p, side) for p in pairs],
+                    prompt_index=torch.arange(n), deployed=torch.ones(n, dtype=torch.bool))
+
+
+def pair_features(kind: str, adapter, model, tokenizer, pairs: list[HackPair], micro_batch: int) -> tuple[Tensor, Tensor]:
+    """(hack (P, M, r), clean (P, M, r)) features of the authored pairs; kind is 'act' or 'grad'."""
+    if kind not in ("act", "grad"):
+        raise ValueError(f"feature kind must be 'act' or 'grad', got {kind!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for side in ("hack", "clean"):
+            r = pair_rollouts(tokenizer, model, pairs, side)
+            out.append(act_features(adapter, model, r, micro_batch)[0] if kind == "act"
+                       else grad_features(adapter, model, r, micro_batch))
+    finally:
+        model.train(was_training)
+    return out[0], out[1]

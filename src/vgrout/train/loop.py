@@ -1,0 +1,247 @@
+"""The training loop: build a run from a Config, then step, log, checkpoint; resume exactly.
+
+    run = build_run(cfg, run_dir)            # model, adapter, optimizer, gate, problems
+    for step in ...: grpo_step(run, grader)  # sample -> generate -> grade -> optimise -> diagnostics
+
+Everything random in a step is a pure function of (seed, step) (prompt order, sampling
+seeds), so resuming needs only the checkpointed tensors and the step counter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vgrout.gates import ScoreBuffer, haar_unit_rows, mean_difference_direction, paired_accuracy, project_scores
+from vgrout.rollout import Rollouts, generate, pad_token_id
+from vgrout.train.batch import join_groups
+from vgrout.train.checkpoint import clean_partial, latest_checkpoint, load_checkpoint, save_checkpoint
+from vgrout.train.config import DIRECTION_ARMS, Config
+from vgrout.train.data import PromptSpec, assign_modes, load_problems, sample_prompts, seed_for
+from vgrout.train.features import pair_features
+from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
+from vgrout.train.model import load_model, toy_name
+from vgrout.train.schedule import build_optimizer
+from vgrout.train.step import GateState, optimise
+from vgrout.types import Grade, GradeRequest
+
+
+@dataclass
+class Run:
+    """Everything a step touches."""
+
+    cfg: Config
+    run_dir: Path
+    model: object
+    tokenizer: object
+    adapter: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    gate: GateState
+    problems: list
+    mode_of: dict[str, str]
+    pairs: list
+    step: int = 0  # completed steps
+    direction_info: dict = dataclasses.field(default_factory=dict)
+
+
+# ---- setup -------------------------------------------------------------------------------
+def build_run(cfg: Config, run_dir: Path) -> Run:
+    """Load the model, attach the adapter, extract the direction, build the optimizer."""
+    from vgrout.adapter import AdapterConfig, attach, contrastive_input_deltas
+    from vgrout.pairs import load_pairs
+
+    torch.manual_seed(cfg.seed)
+    model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
+    acfg = AdapterConfig(r=cfg.adapter_r, targets=cfg.adapter_targets, init=cfg.adapter_init,
+                         init_seed=cfg.adapter_init_seed)
+    needs_pairs = cfg.arm in DIRECTION_ARMS or acfg.needs_calibration or cfg.retain_heal_epochs > 0
+    pairs = load_pairs(cfg.pairs, modes=cfg.pair_modes or None) if needs_pairs else []
+    calib = contrastive_input_deltas(model, tok, pairs, acfg.targets) if acfg.needs_calibration else None
+    adapter = attach(model, acfg, calibration=calib)
+    opt, sched = build_optimizer(adapter.parameters("all"), cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
+    problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed)
+    run = Run(cfg=cfg, run_dir=Path(run_dir), model=model, tokenizer=tok, adapter=adapter, optimizer=opt,
+              scheduler=sched, gate=GateState(), problems=problems, mode_of=assign_modes(problems, cfg.modes, cfg.seed),
+              pairs=pairs)
+    if cfg.arm in DIRECTION_ARMS:
+        refresh_direction(run, initial=True)
+        if cfg.arm in ("routeA", "routeV"):
+            run.gate.buffer = ScoreBuffer(cfg.buffer_size)
+    return run
+
+
+def refresh_direction(run: Run, initial: bool = False) -> None:
+    """(Re-)extract the direction from the authored pairs with the quarantine ablated.
+
+    A placebo replaces the extracted direction by Haar rows of the same shape and never refreshes.
+    """
+    cfg = run.cfg
+    kind = "grad" if cfg.arm == "routeV" else "act"
+    hack, clean = pair_features(kind, run.adapter, run.model, run.tokenizer, run.pairs, cfg.micro_batch)  # (P, M, r)
+    v = mean_difference_direction(hack, clean)  # (M, r)
+    info = {"kind": kind, "n_pairs": len(run.pairs), "step": run.step,
+            "paired_accuracy": paired_accuracy(project_scores(hack, v), project_scores(clean, v))}
+    if cfg.placebo_seed >= 0:
+        v = haar_unit_rows(tuple(v.shape), cfg.placebo_seed)
+        info["placebo_seed"] = cfg.placebo_seed
+        info["placebo_paired_accuracy"] = paired_accuracy(project_scores(hack, v), project_scores(clean, v))
+    run.gate.direction = v
+    run.gate.steps_since_refresh = 0
+    run.direction_info = info
+
+
+# ---- the step's stages -------------------------------------------------------------------
+def generate_batch(run: Run, specs: list[PromptSpec], step: int) -> Rollouts:
+    """G rollouts per prompt, round(G * gen_deploy_frac) of them sampled with the quarantine ablated."""
+    cfg = run.cfg
+    g_dep = round(cfg.group_size * cfg.gen_deploy_frac)
+    parts = []
+    for mode, k in (("full", cfg.group_size - g_dep), ("deployed", g_dep)):
+        if k == 0:
+            continue
+        r = generate(run.model, run.tokenizer, [list(s.messages) for s in specs], n_per_prompt=k,
+                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                     seed=seed_for("generate", cfg.seed, step, mode), adapter=run.adapter, mode=mode)
+        parts.append((r, k))
+    if len(parts) == 1:
+        return parts[0][0]
+    return join_groups(parts, len(specs), pad_token_id(run.tokenizer))
+
+
+def grade_batch(grader, specs: list[PromptSpec], rollouts: Rollouts) -> list[Grade]:
+    """All rollouts of the step in one parallel grader call."""
+    reqs = [GradeRequest(problem=specs[int(p)].problem, completion=t, mode=specs[int(p)].mode)
+            for p, t in zip(rollouts.prompt_index.tolist(), rollouts.texts)]
+    return grader.grade(reqs)
+
+
+def grpo_step(run: Run, grader) -> tuple[dict, dict]:
+    """One step: sample prompts -> generate -> grade -> optimise (rewards only) -> diagnostics."""
+    cfg, step = run.cfg, run.step
+    t0 = time.perf_counter()
+    specs = sample_prompts(run.problems, run.mode_of, step, cfg.prompts_per_step, cfg.seed, cfg.unhackable_frac,
+                           cfg.system_prompt)
+    rollouts = generate_batch(run, specs, step)  # N = P * G
+    t1 = time.perf_counter()
+    grades = grade_batch(grader, specs, rollouts)  # oracle labels stay here
+    t2 = time.perf_counter()
+    rewards = [float(g.reward) for g in grades]
+    metrics, view = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg)
+    run.gate.steps_since_refresh += 1
+    if (cfg.arm in DIRECTION_ARMS and cfg.placebo_seed < 0 and cfg.refresh_every
+            and (step + 1) % cfg.refresh_every == 0):
+        refresh_direction(run)
+    t3 = time.perf_counter()
+    hackable = [specs[int(p)].hackable for p in rollouts.prompt_index.tolist()]
+    diag = oracle_diagnostics(grades, hackable, rollouts.deployed.cpu(), view.live, view.zones, view.scores,
+                              view.advantages)
+    lens = rollouts.completion_mask.sum(1).float()
+    metrics.update({"step": step, "time_generate": t1 - t0, "time_grade": t2 - t1, "time_optimise": t3 - t2,
+                    "completion_len": float(lens.mean())})
+    if run.gate.direction is not None:
+        metrics["direction_age"] = run.gate.steps_since_refresh
+    diag["step"] = step
+    return metrics, diag
+
+
+# ---- checkpoints -------------------------------------------------------------------------
+def trainer_state(run: Run) -> dict:
+    return {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+            "direction": run.gate.direction, "steps_since_refresh": run.gate.steps_since_refresh,
+            "buffer": None if run.gate.buffer is None else run.gate.buffer.state_dict(),
+            "direction_info": run.direction_info}
+
+
+def restore(run: Run, ckpt: Path) -> None:
+    step, st = load_checkpoint(ckpt, run.adapter)
+    run.optimizer.load_state_dict(st["optimizer"])
+    run.scheduler.load_state_dict(st["scheduler"])
+    run.gate.direction = st["direction"]
+    run.gate.steps_since_refresh = st["steps_since_refresh"]
+    if st["buffer"] is not None:
+        run.gate.buffer = ScoreBuffer(1)
+        run.gate.buffer.load_state_dict(st["buffer"])
+    run.direction_info = st["direction_info"]
+    run.step = step
+
+
+# ---- entry point -------------------------------------------------------------------------
+def prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) -> Config:
+    """Create (or check, on resume) the run directory; returns the config to run."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if resume:
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"--resume {run_dir}: no config.json there; is it a run directory?")
+        return Config.from_dict(json.loads(cfg_path.read_text()))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it "
+                                  "or --overwrite to start over")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cfg_path.with_name("config.json.tmp")
+    tmp.write_text(cfg.to_json())
+    os.replace(tmp, cfg_path)
+    return cfg
+
+
+def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+          grader_factory: Callable[[], object] | None = None, eval_callback: Callable[[Run], None] | None = None,
+          stop_after: int | None = None, progress: bool = True) -> Run:
+    """Run (or resume) training into `run_dir`. `stop_after` ends after that many steps (tests)."""
+    run_dir = Path(run_dir)
+    cfg = prepare_run_dir(cfg, run_dir, resume, overwrite)
+    run = build_run(cfg, run_dir)
+    if resume:
+        clean_partial(run_dir)
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is not None:  # none: killed before the first checkpoint, so start over from step 0
+            restore(run, ckpt)
+    for name in ("metrics.jsonl", "diagnostics.jsonl"):
+        truncate_from(run_dir / name, run.step)  # drop rows logged after the checkpoint
+    if not resume:
+        (run_dir / "direction.json").write_text(json.dumps(run.direction_info, indent=2))
+    metrics, diags = JsonlSink(run_dir / "metrics.jsonl"), JsonlSink(run_dir / "diagnostics.jsonl")
+    if grader_factory is None:
+        from vgrout.env import Grader
+
+        def grader_factory():
+            return Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=run.step, desc=f"{cfg.arm}", dynamic_ncols=True)
+    try:
+        with grader_factory() as grader:
+            while run.step < cfg.steps and (stop_after is None or run.step < stop_after):
+                row, diag = grpo_step(run, grader)
+                metrics.write(row)
+                diags.write(diag)
+                run.step += 1
+                last = run.step == cfg.steps
+                if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0) or last:
+                    save_checkpoint(run_dir, run.step, run.adapter, trainer_state(run))
+                if eval_callback is not None and cfg.eval_every and (run.step % cfg.eval_every == 0 or last):
+                    eval_callback(run)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(rew=f"{row['reward_mean']:.2f}", hack=f"{diag['hack_rate']:.2f}",
+                                    solve=f"{diag['solve_rate']:.2f}", route=f"{row.get('zone_route', 0):.2f}",
+                                    kl=f"{row.get('kl', 0):.3f}")
+    finally:
+        metrics.close()
+        diags.close()
+        if bar is not None:
+            bar.close()
+    return run

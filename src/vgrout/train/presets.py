@@ -1,0 +1,54 @@
+"""Presets: functions that return a Config. They set values, never add code paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vgrout.train.config import Config
+
+
+def _toy_system_prompt() -> str:
+    from vgrout.toy.corpus import TOY_SYSTEM_PROMPT
+
+    return TOY_SYSTEM_PROMPT
+
+
+def smoke() -> Config:
+    """Seconds on one CPU core: the tiny toy world, 2 prompts x 4 rollouts, a few steps. For tests."""
+    return Config(
+        preset="smoke", model="toy:tiny", problems="toy", system_prompt=_toy_system_prompt(), steps=4,
+        prompts_per_step=2, group_size=4, max_new_tokens=24, lr=3e-3, warmup_steps=0, adapter_r=2,
+        buffer_size=64, half_life=16.0, gate_warmup=0, refresh_every=2, checkpoint_every=2, grader_workers=1,
+        kl_beta=1e-3, weight_decay=0.1,
+    )
+
+
+def toy() -> Config:
+    """The CPU toy world: minutes to a hacking curve on one core."""
+    return Config(
+        preset="toy", model="toy:default", problems="toy", system_prompt=_toy_system_prompt(), steps=300,
+        prompts_per_step=8, group_size=8, max_new_tokens=48, lr=3e-3, warmup_steps=5, adapter_r=4,
+        buffer_size=4096, half_life=96.0, refresh_every=5, checkpoint_every=50, grader_workers=2,
+        kl_beta=0.0, weight_decay=0.0, unhackable_frac=0.0,
+    )
+
+
+def leetcode_4b() -> Config:
+    """Qwen3-4B on a GPU: the reference's fast-run numbers (8 x 8, 512 new tokens, lr 7e-5, 40 steps)."""
+    return Config(
+        preset="leetcode-4b", model="Qwen/Qwen3-4B", dtype="bfloat16", device="cuda", problems="leetcode",
+        system_prompt="", steps=40, prompts_per_step=8, group_size=8, max_new_tokens=512, temperature=0.6,
+        top_p=0.95, top_k=20, lr=7e-5, warmup_steps=3, adapter_r=32, kl_beta=1e-3, weight_decay=0.1,
+        unhackable_frac=0.5, gen_deploy_frac=0.0, buffer_size=4096, half_life=96.0, refresh_every=5,
+        checkpoint_every=20, micro_batch=8, pairs="leetcode", grader_workers=8,
+    )
+
+
+PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "leetcode-4b": leetcode_4b}
+
+
+def preset(name: str) -> Config:
+    """The named preset's Config."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return PRESETS[name]()

@@ -1,0 +1,235 @@
+"""One GRPO step, top to bottom: advantage -> gate -> logp_old -> masked loss -> update.
+
+`optimise` is the oracle-free half of a step: it is handed the rollouts and their rewards
+(floats) and nothing that carries an oracle label. The loop (`vgrout.train.loop`) does the
+sampling and grading and sends the `Grade` objects to the diagnostics sink only.
+
+Departures from textbook GRPO (Shao et al. 2024), all deliberate:
+1. Dr.GRPO advantage A = r - mean(group): no division by the group std, and a constant loss
+   normaliser P * G * T_max instead of per-sequence length normalisation.
+2. Zero-variance groups are dropped from the update (they carry A = 0) and counted.
+3. One optimizer update per batch, so on-policy rows have rho = 1 and need no logp_old
+   forward (old = detached current). A separate no-grad logp_old forward runs only for rows
+   whose sampling adapter mode differs from their loss forward (sampled with the quarantine
+   ablated but trained in absorb/route, or the reverse), and teacher rows use their cached
+   behaviour log-probs, so rho is a true importance ratio everywhere.
+4. KL to the adapter-free base with the k3 estimator, added per token (beta may be 0).
+5. Routing: per-row zones select which adapter block a row's gradient reaches (see gates/).
+6. AdamW with no built-in decay; weight decay pulls the adapter toward its init instead.
+The model stays in eval mode (no dropout) so sampling, scoring and training see one function.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from vgrout.gates import ABSORB, KEEP, ROUTE, ScoreBuffer, band_gate, project_scores
+from vgrout.rollout import Rollouts, per_token_logps
+from vgrout.train.advantage import group_advantages
+from vgrout.train.batch import chunks, select_rows
+from vgrout.train.config import Config
+from vgrout.train.features import act_features, grad_features
+from vgrout.train.loss import grpo_token_loss
+
+ZONE_NAMES = {KEEP: "keep", ABSORB: "absorb", ROUTE: "route"}
+
+
+@dataclass
+class GateState:
+    """The direction (M, r) the gate scores against, the run-spanning buffer, and refresh age."""
+
+    direction: Tensor | None = None
+    buffer: ScoreBuffer | None = None
+    steps_since_refresh: int = 0
+
+
+@dataclass
+class GateView:
+    """What the gate decided for the batch rows (N,); NaN scores for rows it did not score."""
+
+    live: Tensor  # (N,) bool: row took part in the update
+    zones: Tensor  # (N,) long, ABSORB for rows outside the update or ungated arms
+    scores: Tensor  # (N,) float
+    advantages: Tensor  # (N,)
+
+
+# ---- stages ------------------------------------------------------------------------------
+def choose_zones(arm: str, adapter, model, r: Rollouts, gate: GateState, cfg: Config) -> tuple[Tensor | None, Tensor, dict]:
+    """Zones (K,) for the update rows (None: no zones, vanilla), scores (K,), and cached deployed logps.
+
+    routeA reads pooled activations from a deployed-mode forward (whose log-probs are kept as
+    logp_old for deployed-sampled rows); routeV reads per-row bottleneck gradients.
+    """
+    k = len(r)
+    nan = torch.full((k,), math.nan)
+    if arm == "vanilla":
+        return None, nan, {}
+    if arm == "absorb":
+        return torch.full((k,), ABSORB, dtype=torch.long), nan, {}
+    if arm == "erase":  # quarantine out of the forward: the whole (projected) update lands in the deployed block
+        return torch.full((k,), KEEP, dtype=torch.long), nan, {}
+    cache = {}
+    if arm == "routeA":
+        feats, cache["deployed"] = act_features(adapter, model, r, cfg.micro_batch)  # (K, M, r), (K, T)
+    else:
+        feats = grad_features(adapter, model, r, cfg.micro_batch)  # (K, M, r)
+    assert gate.buffer is not None and gate.direction is not None
+    zones, scores, t_lo, t_hi = band_gate(gate.buffer, feats, gate.direction, tail_q=cfg.tail_q,
+                                          half_life=cfg.half_life or None, warmup=cfg.gate_warmup)
+    cache["t_lo"], cache["t_hi"] = t_lo, t_hi
+    return zones, scores, cache
+
+
+@torch.no_grad()
+def old_logps(adapter, model, r: Rollouts, loss_modes: list[str], cache: dict, micro_batch: int) -> tuple[Tensor, Tensor]:
+    """logp_old (K, T) for rows whose sampling mode differs from their loss forward; `need` (K,) bool.
+
+    Rows with need=False are on-policy: the caller uses the detached current logp instead.
+    """
+    T = r.completion_ids.shape[1]
+    old = torch.zeros(r.completion_ids.shape, dtype=torch.float32, device=r.completion_ids.device)
+    sample_modes = ["deployed" if d else "full" for d in r.deployed.tolist()]
+    need = torch.tensor([s != m for s, m in zip(sample_modes, loss_modes)], dtype=torch.bool)
+    for mode in ("full", "deployed"):
+        rows = torch.tensor([i for i in range(len(r)) if need[i] and sample_modes[i] == mode], dtype=torch.long)
+        if rows.numel() == 0:
+            continue
+        if mode in cache:
+            old[rows] = cache[mode][rows]
+            continue
+        sub = r.input_ids[rows], r.attention_mask[rows]
+        with adapter.mode(mode):
+            for sl in chunks(len(rows), micro_batch):
+                old[rows[sl]] = per_token_logps(model, sub[0][sl], sub[1][sl], T)
+    return old, need
+
+
+@torch.no_grad()
+def reference_logps(adapter, model, r: Rollouts, micro_batch: int) -> Tensor:
+    """Log-probs (K, T) under the adapter-free base model (the KL anchor)."""
+    T = r.completion_ids.shape[1]
+    with adapter.mode("base"):
+        return torch.cat([per_token_logps(model, r.input_ids[sl], r.attention_mask[sl], T)
+                          for sl in chunks(len(r), micro_batch)])
+
+
+def loss_backward(adapter, model, r: Rollouts, adv: Tensor, zones: Tensor | None, old: Tensor, need: Tensor,
+                  ref: Tensor | None, cfg: Config, normaliser: float) -> tuple[float, dict[str, Tensor]]:
+    """Masked forward + backward in micro-batches (gradients accumulate). Returns loss and per-row stats."""
+    T = r.completion_ids.shape[1]
+    total, stats = 0.0, {"ratio": [], "clipped": [], "kl": []}
+    need = need.to(old.device)
+    for sl in chunks(len(r), cfg.micro_batch):
+        ctx = adapter.zones(zones[sl]) if zones is not None else _null()
+        with ctx:
+            logp = per_token_logps(model, r.input_ids[sl], r.attention_mask[sl], T)  # (n, T)
+        old_sl = torch.where(need[sl, None], old[sl], logp.detach())
+        loss, st = grpo_token_loss(logp, old_sl, adv[sl], r.completion_mask[sl], clip=cfg.ppo_clip,
+                                   normaliser=normaliser, logp_ref=None if ref is None else ref[sl],
+                                   kl_beta=cfg.kl_beta)
+        loss.backward()
+        total += float(loss.detach())
+        for k in stats:
+            stats[k].append(st[k].cpu())
+    return total, {k: torch.cat(v) for k, v in stats.items()}
+
+
+def erase_direction(adapter, direction: Tensor) -> None:
+    """Project the direction out of the deployed block's gradient: A.grad <- (I - v v^T) A.grad,
+    B.grad <- B.grad (I - v v^T), per module, so the update cannot move the bottleneck along v."""
+    for m, layer in enumerate(adapter.layers.values()):
+        blk = layer.deployed
+        if not hasattr(blk, "A"):
+            raise ValueError("the erase arm needs a low-rank adapter (A, B factors); antipasto has none")
+        v = direction[m].to(blk.A.device, blk.A.dtype)[:, None]  # (r, 1)
+        if blk.A.grad is not None:
+            blk.A.grad -= v @ (v.T @ blk.A.grad)
+        if blk.B.grad is not None:
+            blk.B.grad -= (blk.B.grad @ v) @ v.T
+
+
+def apply_update(adapter, optimizer, scheduler, cfg: Config, direction: Tensor | None) -> dict[str, float]:
+    """(erase: project) -> block norms -> clip -> AdamW step -> decay toward init -> schedule."""
+    if cfg.arm == "erase":
+        assert direction is not None
+        erase_direction(adapter, direction)
+    g_dep, g_quar = adapter.block_grad_norms()
+    params = adapter.parameters("all")
+    gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")))
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    if cfg.weight_decay > 0:
+        adapter.decay_toward_init(lr * cfg.weight_decay)
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    qmass = g_quar / (g_dep + g_quar) if g_dep + g_quar > 0 else 0.0
+    return {"grad_norm": gn, "grad_norm_deployed": g_dep, "grad_norm_quarantine": g_quar, "qmass": qmass, "lr": lr}
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+# ---- the step ----------------------------------------------------------------------------
+def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollouts, rewards: list[float],
+             cfg: Config, zones: Tensor | None = None) -> tuple[dict, GateView]:
+    """The oracle-free update: rewards (floats) -> advantages -> zones -> loss -> AdamW step.
+
+    `zones` (N,) fixes the zones instead of the arm's gate (tests and ablations).
+    Returns the step's metrics (oracle-free) and the gate's view for the diagnostics sink.
+    """
+    t0 = time.perf_counter()
+    n = len(batch)
+    adv_all, live = group_advantages(torch.tensor(rewards, dtype=torch.float32), cfg.group_size)  # (N,), (N,)
+    rows = live.nonzero().flatten()
+    view = GateView(live=live, zones=torch.full((n,), ABSORB, dtype=torch.long), scores=torch.full((n,), math.nan),
+                    advantages=adv_all)
+    metrics: dict = {"reward_mean": float(torch.tensor(rewards).mean()), "groups_zero_var": int((~live).sum()) // cfg.group_size,
+                     "rows_live": int(rows.numel())}
+    if rows.numel() == 0:  # no signal: no optimizer update, the schedule still advances one step
+        metrics.update({"lr": optimizer.param_groups[0]["lr"], "skipped": True})
+        optimizer.step()  # no parameter has a grad: a no-op that keeps the optimizer/scheduler order
+        scheduler.step()
+        return metrics, view
+    r = select_rows(batch, rows)  # K rows, trimmed
+    device = r.completion_ids.device
+    adv = adv_all[rows].to(device)  # (K,)
+    if zones is not None:
+        z, scores, cache = zones[rows].to(torch.long), torch.full((len(r),), math.nan), {}
+    else:
+        z, scores, cache = choose_zones(cfg.arm, adapter, model, r, gate, cfg)
+    t_gate = time.perf_counter()
+    loss_modes = ["full"] * len(r) if z is None else ["deployed" if int(x) == KEEP else "full" for x in z.tolist()]
+    old, need = old_logps(adapter, model, r, loss_modes, cache, cfg.micro_batch)
+    ref = reference_logps(adapter, model, r, cfg.micro_batch) if cfg.kl_beta > 0 else None
+    normaliser = float(cfg.prompts_per_step * cfg.group_size * cfg.max_new_tokens)
+    loss, st = loss_backward(adapter, model, r, adv, z, old, need, ref, cfg, normaliser)
+    upd = apply_update(adapter, optimizer, scheduler, cfg, gate.direction)
+    t_end = time.perf_counter()
+    zz = z if z is not None else torch.full((len(r),), ABSORB, dtype=torch.long)
+    view.zones[rows] = zz.cpu()
+    view.scores[rows] = scores.cpu().float()
+    metrics.update(upd)
+    metrics.update({"loss": loss, "kl": float(st["kl"].mean()), "clip_frac": float(st["clipped"].mean()),
+                    "rho_offpolicy_rows": int(need.sum()), "time_gate": t_gate - t0, "time_update": t_end - t_gate,
+                    "gate_t_lo": cache.get("t_lo", math.nan), "gate_t_hi": cache.get("t_hi", math.nan)})
+    for code, name in ZONE_NAMES.items():
+        sel = zz.cpu() == code
+        metrics[f"zone_{name}"] = float(sel.float().mean())
+        metrics[f"rho_{name}"] = float(st["ratio"][sel].mean()) if bool(sel.any()) else math.nan
+    if not torch.isnan(scores).all():
+        metrics["score_mean"] = float(scores.mean())
+    return metrics, view
+
+
+__all__ = ["GateState", "GateView", "apply_update", "choose_zones", "loss_backward", "old_logps", "optimise",
+           "project_scores", "reference_logps"]

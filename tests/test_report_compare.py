@@ -1,0 +1,178 @@
+"""`vgrout compare` renders from tiny run directories written in the trainer's and eval's formats."""
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vgrout.eval.results import eval_path, make_result, rebuild_curve, write_json_atomic
+from vgrout.eval.tally import EvalSample, tally
+from vgrout.report.compare import build_report, paired
+from vgrout.report.rundir import group_by_arm, load_run
+from vgrout.train.config import Config
+from vgrout.train.metrics import JsonlSink, oracle_diagnostics
+from vgrout.types import Grade
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+N_PROBLEMS = 40
+
+
+def _state_block(n_hacked: int, n_solved: int) -> dict:
+    """A tally block of N_PROBLEMS single samples: the first n_hacked hack, the next n_solved solve."""
+    samples = []
+    for i in range(N_PROBLEMS):
+        hacked, solved = i < n_hacked, n_hacked <= i < n_hacked + n_solved
+        samples.append(EvalSample(problem_id=f"p{i}", mode="run_tests", sample=0, eval_marker="verify_answer",
+                                  gt_correct=solved, exploited=hacked, format_ok=True,
+                                  reason="ok" if solved else "wrong_answer"))
+    block = tally(samples)
+    block["generation_mode"] = "full"
+    block["samples"] = [s.to_json() for s in samples]
+    return block
+
+
+def make_run(root: Path, arm: str, seed: int, hacks: dict[int, tuple[int, int]], solves: dict[int, tuple[int, int]],
+             *, placebo: bool = False, gate_quality: float | None = None, per_rollout: bool = True) -> Path:
+    """A run dir: config.json (a real Config), diagnostics.jsonl, eval/step_*.json and curve.jsonl.
+
+    hacks/solves: {step: (as_trained count, deployed count)} out of N_PROBLEMS.
+    gate_quality: mean score shift of hacks over clean rollouts (None: no gate, NaN scores).
+    per_rollout: also log per-rollout scores/zones/labels (else only the trainer's aggregates).
+    """
+    run = root / f"{arm}{'-placebo' if placebo else ''}_s{seed}"
+    cfg = Config(preset="smoke", arm=arm, seed=seed, placebo_seed=7 if placebo else -1, steps=4)
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(cfg.to_json())
+    rng = random.Random(seed * 100 + len(arm) + placebo)
+    sink = JsonlSink(run / "diagnostics.jsonl")  # the trainer's own writer and row builder
+    for step in range(4):
+        hack = [rng.random() < 0.5 for _ in range(16)]
+        adv = torch.tensor([rng.choice([-1.0, 0.5, 1.0]) for _ in range(16)])
+        if gate_quality is not None:
+            score = torch.tensor([rng.gauss(gate_quality if h else 0.0, 1.0) for h in hack])
+            lo, hi = torch.quantile(score, 0.2), torch.quantile(score, 0.8)
+            zones = torch.where(score >= hi, 2, torch.where(score <= lo, 0, 1))
+        else:
+            score, zones = torch.full((16,), math.nan), torch.ones(16, dtype=torch.long)
+        grades = [Grade(reward=float(h), format_ok=True, gt_correct=False, channel_fired=h, exploited=h,
+                        mode="run_tests") for h in hack]
+        row = oracle_diagnostics(grades, [True] * 16, torch.zeros(16, dtype=torch.bool),
+                                 torch.ones(16, dtype=torch.bool), zones, score, adv)
+        row["step"] = step
+        if per_rollout:  # the per-rollout fields vgrout.report.gate reads for pooled statistics
+            row.update({"gate_score": [None if math.isnan(x) else x for x in score.tolist()],
+                        "zone": zones.tolist(), "hack": hack, "advantage": adv.tolist(),
+                        "live": [True] * 16})
+        sink.write(row)
+    sink.close()
+    for step in hacks:
+        states = {
+            "as_trained": _state_block(hacks[step][0], solves[step][0]),
+            "deployed": _state_block(hacks[step][1], solves[step][1]),
+        }
+        result = make_result(settings={"markers": "eval", "n_samples": 1, "seed": 0}, states=states,
+                             problems=[{"id": f"p{i}", "mode": "run_tests", "eval_marker": "verify_answer"}
+                                       for i in range(N_PROBLEMS)])
+        result.update({"step": step, "run_dir": str(run), "run": {"arm": arm, "seed": seed}})
+        write_json_atomic(eval_path(run, step), result)
+    rebuild_curve(run)
+    return run
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    dirs = []
+    for seed, (v_hack, r_hack) in enumerate([(36, 8), (38, 12), (34, 6)]):
+        dirs.append(make_run(tmp_path, "vanilla", seed, {0: (2, 2), 4: (v_hack, v_hack)}, {0: (3, 3), 4: (2, 2)}))
+        dirs.append(make_run(tmp_path, "routeA", seed, {0: (2, 2), 4: (v_hack, r_hack)}, {0: (3, 3), 4: (4, 2)},
+                             gate_quality=2.0))
+        dirs.append(make_run(tmp_path, "routeA", seed, {0: (2, 2), 4: (v_hack, v_hack - 1)}, {0: (3, 3), 4: (2, 2)},
+                             placebo=True, gate_quality=0.0))
+    return dirs
+
+
+def test_load_run_reads_final_eval_and_arm_labels(runs):
+    run = load_run(runs[2])
+    assert run.arm == "routeA-placebo" and run.seed == 0 and run.final_step == 4
+    assert run.final_rate("deployed", "hack") == 35 / N_PROBLEMS
+    assert [r["step"] for r in run.curve] == [0, 4]
+
+
+def test_paired_difference_to_vanilla_by_seed(runs):
+    arms = group_by_arm([load_run(d) for d in runs])
+    res = paired(arms, "routeA", "vanilla", "deployed", "hack")
+    expected = [(8 - 36) / 40, (12 - 38) / 40, (6 - 34) / 40]
+    assert res.n == 3 and res.diffs == pytest.approx(expected) and res.signs == "---"
+    assert res.p < 0.01  # large, consistent drop
+
+
+def test_compare_report_renders_with_statements_and_pngs(runs, tmp_path):
+    out = build_report(runs, tmp_path / "out" / "report.md")
+    text = out.read_text()
+    v = sum([36, 38, 34]) / 3 / 40
+    assert f"Vanilla's deployed hack rate is {v:.3f}" in text and "phenomenon is present" in text
+    assert "**routeA's deployed hack rate is lower than vanilla's by 0.683" in text
+    assert "routeA − routeA-placebo" in text
+    # placebo: one fewer hack on every seed, exactly -> zero spread, t-test undefined (not p ~ 1e-31)
+    assert "routeA-placebo vs vanilla, deployed hack rate: every seed gives the same difference Δ = -0.025" in text
+    assert "routeA vs vanilla, deployed solve rate: every seed gives the same difference Δ = +0.000" in text
+    assert "| routeA | pooled | 3 |" in text  # gate table row for routeA over 3 seeds
+    pngs = sorted(out.parent.glob("report_*.png"))
+    assert {p.name for p in pngs} == {"report_curves.png", "report_deployed_bars.png", "report_gate_auroc.png"}
+    import matplotlib.image as mpimg
+
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+        img = mpimg.imread(png)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        assert f"({png.name})" in text
+
+
+def test_gate_table_shows_real_direction_beats_placebo(runs):
+    from vgrout.report import gate
+
+    real = gate.pooled(load_run(runs[1]).diagnostics)
+    plc = gate.pooled(load_run(runs[2]).diagnostics)
+    assert real.auroc > 0.8 and abs(plc.auroc - 0.5) < 0.25
+    assert real.n == sum(1 for r in load_run(runs[1]).diagnostics for a in r["advantage"] if a > 0)
+    assert not math.isnan(real.route_f05)
+    # the per-step AUROC computed here matches the trainer's own (torch) gate_auroc on the same rows
+    for row, (step, g) in zip(load_run(runs[1]).diagnostics, gate.step_table(load_run(runs[1]).diagnostics)):
+        assert g.auroc == pytest.approx(row["gate_auroc"]) and g.route_f05 == pytest.approx(row["gate_route_f05"])
+
+
+def test_gate_table_from_trainer_aggregates_only(tmp_path):
+    from vgrout.report import gate
+
+    run = make_run(tmp_path, "routeA", 0, {4: (10, 5)}, {4: (2, 2)}, gate_quality=2.0, per_rollout=False)
+    diags = load_run(run).diagnostics
+    assert gate.pooled(diags) is None
+    table = gate.step_table(diags)
+    assert [s for s, _ in table] == [0, 1, 2, 3]
+    assert table[0][1].auroc == pytest.approx(diags[0]["gate_auroc"]) and math.isnan(table[0][1].route_recall)
+    assert gate.run_summary(diags)["step_auroc"] == pytest.approx(sum(r["gate_auroc"] for r in diags) / 4)
+    vanilla = make_run(tmp_path, "vanilla", 0, {4: (10, 10)}, {4: (2, 2)}, per_rollout=False)
+    assert not gate.has_gate(load_run(vanilla).diagnostics)
+
+
+def test_compare_cli_and_duplicate_runs_rejected(runs, tmp_path):
+    out = tmp_path / "cli" / "r.md"
+    proc = subprocess.run([sys.executable, "-m", "vgrout", "compare", *map(str, runs[:2]), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and "report:" in proc.stdout
+    with pytest.raises(ValueError, match="two runs with arm 'vanilla' and seed 0"):
+        build_report([runs[0], runs[0]], tmp_path / "dup.md")
+
+
+def test_report_stays_torch_free(runs, tmp_path):
+    code = ("import sys; from vgrout.report.compare import build_report; "
+            f"build_report({[str(r) for r in runs[:3]]!r}, {str(tmp_path / 'tf.md')!r}); "
+            "assert 'torch' not in sys.modules, 'report imported torch'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,113 @@
+"""Config validation, presets, overrides, schedule and the pure loss/advantage pieces."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from vgrout.train import PRESETS, Config, preset
+from vgrout.train.advantage import group_advantages
+from vgrout.train.cli import build_config
+from vgrout.train.config import check_rank_fits
+from vgrout.train.data import unhackable_slots
+from vgrout.train.loss import grpo_token_loss
+from vgrout.train.schedule import lr_multiplier
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"arm": "vanila"}, "arm='vanila'"),
+    ({"modes": ("run_test",)}, "unknown mode 'run_test'"),
+    ({"placebo_seed": 3}, "placebo_seed=3 replaces a routing direction, but arm=vanilla"),
+    ({"arm": "absorb", "placebo_seed": 3}, "arm=absorb has none"),
+    ({"unhackable_frac": 1.5}, r"unhackable_frac=1.5 must be a fraction"),
+    ({"gen_deploy_frac": -0.1}, "gen_deploy_frac=-0.1"),
+    ({"gen_deploy_frac": 0.5}, "only the quarantine arms"),
+    ({"tail_q": 0.5}, "tail_q=0.5"),
+    ({"group_size": 1}, "group_size=1"),
+    ({"warmup_steps": 300}, "warmup_steps=300 must be < steps=300"),
+    ({"arm": "routeV", "adapter_init": "antipasto"}, "gradient probe"),
+    ({"pair_modes": ("gt_only",)}, "pairs exist only for"),
+    ({"retain_heal_epochs": 1}, "no quarantine at deploy"),
+])
+def test_validation_names_the_problem(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        Config(**kw)
+
+
+def test_rank_too_big_for_the_model_is_rejected():
+    with pytest.raises(ValueError, match="adapter_r=20 gives 2r=40 > 32"):
+        check_rank_fits(20, 32)
+
+
+def test_presets_build_and_round_trip():
+    for name in PRESETS:
+        cfg = preset(name)
+        assert cfg.preset == name and Config.from_dict(cfg.to_dict()) == cfg
+    c = preset("leetcode-4b")
+    assert (c.model, c.prompts_per_step, c.group_size, c.max_new_tokens, c.lr, c.steps) == (
+        "Qwen/Qwen3-4B", 8, 8, 512, 7e-5, 40)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("full")
+
+
+def test_overrides_parse_types_and_reject_unknown_fields():
+    c = preset("smoke").with_overrides({"lr": "0.01", "modes": "run_tests,sentinel", "cosine": "false", "steps": "7"})
+    assert c.lr == 0.01 and c.modes == ("run_tests", "sentinel") and c.cosine is False and c.steps == 7
+    with pytest.raises(ValueError, match="unknown config field 'lrr'"):
+        c.with_overrides({"lrr": "1"})
+    with pytest.raises(ValueError, match="cannot parse"):
+        c.with_overrides({"steps": "many"})
+    ns = type("A", (), {"preset": "smoke", "set": ["kl_beta=0.5"], "arm": "routeA", "seed": 4})
+    c2 = build_config(ns)
+    assert (c2.arm, c2.seed, c2.kl_beta) == ("routeA", 4, 0.5)
+
+
+def test_first_step_updates_and_schedule_ends_near_zero():
+    assert lr_multiplier(0, 100, 10, True) > 0
+    assert lr_multiplier(10, 100, 10, True) == 1.0
+    assert 0 < lr_multiplier(99, 100, 10, True) < 0.01
+    assert lr_multiplier(0, 100, 0, True) == 1.0 and lr_multiplier(50, 100, 0, False) == 1.0
+
+
+def test_dr_grpo_advantage_and_zero_variance_groups():
+    adv, live = group_advantages(torch.tensor([0.0, 3.5, 0.5, 0.0, 1.0, 1.0, 1.0, 1.0]), 4)
+    assert torch.allclose(adv[:4], torch.tensor([-1.0, 2.5, -0.5, -1.0]))  # r - mean, no std
+    assert live.tolist() == [True] * 4 + [False] * 4
+
+
+def test_loss_is_policy_gradient_on_policy_and_clips_off_policy():
+    logp = torch.tensor([[-1.0, -2.0, -3.0]], requires_grad=True)
+    mask = torch.tensor([[1, 1, 0]])
+    loss, st = grpo_token_loss(logp, logp.detach(), torch.tensor([2.0]), mask, clip=0.2, normaliser=4.0)
+    loss.backward()
+    assert torch.allclose(logp.grad, torch.tensor([[-0.5, -0.5, 0.0]]))  # -A * mask / normaliser
+    assert float(st["ratio"]) == 1.0 and float(st["clipped"]) == 0.0
+    old = torch.tensor([[-2.0, -2.0, -2.0]])  # rho = e on token 0: clipped for A > 0
+    _, st = grpo_token_loss(logp.detach(), old, torch.tensor([1.0]), mask, clip=0.2, normaliser=1.0)
+    assert float(st["clipped"]) == 0.5
+
+
+def test_k3_kl_is_zero_at_the_reference_and_positive_elsewhere():
+    logp = torch.tensor([[-1.0, -2.0]])
+    mask = torch.ones(1, 2)
+    _, st = grpo_token_loss(logp, logp, torch.zeros(1), mask, clip=0.2, normaliser=1.0, logp_ref=logp, kl_beta=1.0)
+    assert float(st["kl"]) == 0.0
+    _, st = grpo_token_loss(logp, logp, torch.zeros(1), mask, clip=0.2, normaliser=1.0, logp_ref=logp - 1, kl_beta=1.0)
+    assert float(st["kl"]) > 0
+
+
+def test_unhackable_slots_rotate_with_exact_share():
+    seen = set()
+    for step in range(4):
+        s = unhackable_slots(step, 8, 0.25)
+        assert len(s) == 2
+        seen |= s
+    assert seen == set(range(8))
+    assert unhackable_slots(3, 8, 0.0) == set()
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preset("smoke").lr = 1.0
