@@ -11,6 +11,7 @@ folded into W for the pass), and checks that merged and wrapped agree on tokens 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -34,16 +35,19 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed_generate(model, ids, new_tokens: int, repeats: int, device: str):
+def timed_generate(model, ids, new_tokens: int, repeats: int, device: str, ctx=contextlib.nullcontext):
+    """Median wall time of `repeats` generations; `ctx()` is entered around each (merge cost included)."""
     kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
               eos_token_id=None, output_logits=True, return_dict_in_generate=True)
     with torch.no_grad():
-        model.generate(ids, **{**kw, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
+        with ctx():
+            model.generate(ids, **{**kw, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
         times, out = [], None
         for _ in range(repeats):
             sync(device)
             t0 = time.perf_counter()
-            out = model.generate(ids, **kw)
+            with ctx():
+                out = model.generate(ids, **kw)
             sync(device)
             times.append(time.perf_counter() - t0)
     return statistics.median(times), out
@@ -75,18 +79,18 @@ def main() -> None:
     with adapter.mode("base"):
         t_base, out_base = timed_generate(model, ids, args.new_tokens, args.repeats, args.device)
     t_hook, out_hook = timed_generate(model, ids, args.new_tokens, args.repeats, args.device)
-    with adapter.merged("full"):
-        t_merged, out_merged = timed_generate(model, ids, args.new_tokens, args.repeats, args.device)
+    t_merged, out_merged = timed_generate(model, ids, args.new_tokens, args.repeats, args.device,
+                                          ctx=lambda: adapter.merged("full"))
 
     same = bool(torch.equal(out_hook.sequences, out_merged.sequences))
     logit_diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(out_hook.logits, out_merged.logits))
     differs_from_base = not torch.equal(out_base.sequences, out_hook.sequences)
-    rows = [("base (adapter off)", t_base), ("wrapped (hook path)", t_hook), ("merged", t_merged)]
+    rows = [("base (adapter off)", t_base), ("wrapped (hook path)", t_hook), ("merged (incl. merge+restore)", t_merged)]
     print(f"Qwen3 {n_params / 1e6:.2f}M params, r={args.r}, {len(adapter.module_names)} wrapped modules, "
           f"batch {args.batch} x {args.new_tokens} new tokens, prompt {args.prompt_len}, "
           f"{args.device}/{args.dtype}, {args.threads} thread(s), median of {args.repeats}")
     for name, t in rows:
-        print(f"  {name:22s} {n_tok / t:10.1f} tok/s   ({t:.3f} s)")
+        print(f"  {name:30s} {n_tok / t:10.1f} tok/s   ({t:.3f} s)")
     print(f"  merged speed-up over wrapped: {t_hook / t_merged:.2f}x")
     print(f"  greedy tokens merged == wrapped: {same}; max |logit diff| = {logit_diff:.2e}; "
           f"adapter changes the tokens vs base: {differs_from_base}")

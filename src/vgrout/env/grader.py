@@ -279,15 +279,16 @@ class Grader:
     def _verdict(t: _Trace, run: _Run, expected: list) -> tuple[bool, str, str]:
         """gt_correct and, when false, why: the first thing that went wrong in script order."""
         rec = t.exec_rec
+        ended = "early_exit" if run.returncode == 0 else "crash"  # os._exit(0)/execv vs harness killed
         if rec is None:
-            return False, "early_exit", f"process ended during module execution (exit {run.returncode})"
+            return False, ended, f"process ended during module execution (exit {run.returncode})"
         if "err" in rec:
             if rec["err"] == "SystemExit":
                 return False, "early_exit", f"SystemExit({rec.get('exit')}) at module level"
             return False, "setup_error" if rec["k"] == "setup" else "exec_error", str(rec["err"])
         for i, exp in enumerate(expected):
             if i >= len(t.calls):
-                return False, "early_exit", f"process ended during test {i} (exit {run.returncode})"
+                return False, ended, f"process ended during test {i} (exit {run.returncode})"
             call = t.calls[i]
             if "err" in call:
                 err = str(call["err"])
@@ -303,7 +304,7 @@ class Grader:
             if not oracle.equal(out, exp):
                 return False, "wrong_answer", f"test {i}: got {str(out)[:60]}, expected {str(exp)[:60]}"
         if not t.done or run.returncode != 0:
-            return False, "early_exit", "harness did not finish"
+            return False, ended, f"harness did not finish (exit {run.returncode})"
         return True, "ok", ""
 
     def _channel(self, req: GradeRequest, t: _Trace, run: _Run, expected: list, stub: Any) -> bool:

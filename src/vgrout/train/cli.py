@@ -28,6 +28,13 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (FileExistsError, FileNotFoundError) as exc:
+        raise SystemExit(f"vgrout train: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     from vgrout.train.loop import train
 
     if args.resume:
