@@ -30,7 +30,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -111,22 +110,61 @@ def load_world(spec: BenchSpec) -> World:
 
 
 class TRLArm:
-    """`trl.GRPOTrainer` run by its own `train()` in a thread, one step per `step()` call."""
+    """`trl.GRPOTrainer` in its own process, running its own `train()`, one step per `step()` call.
 
-    def __init__(self, name: str, world: World, spec: BenchSpec, grader, total_steps: int, lora: bool,
-                 out_dir: Path) -> None:
+    A process of its own because two trainers in one process share (and reset) accelerate's
+    global state. The child blocks on the pipe at each step's start, so it uses no CPU while
+    another arm runs: there is never more than one torch process computing.
+    """
+
+    def __init__(self, name: str, world: World, spec: BenchSpec, total_steps: int, lora: bool, out_dir: Path,
+                 grader_workers: int) -> None:
+        import multiprocessing as mp
+
+        self.name = name
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_trl_worker, name=f"trl-{name}", daemon=True,
+                                 args=(child, name, world, spec, total_steps, lora, out_dir, grader_workers))
+        self._proc.start()
+        msg = self._conn.recv()  # "ready" once the trainer is built
+        if msg != "ready":
+            raise RuntimeError(f"TRL arm {name} failed to start:\n{msg}")
+
+    def step(self) -> StepTiming:
+        self._conn.send("go")
+        msg = self._conn.recv()
+        if isinstance(msg, str):
+            raise RuntimeError(f"TRL arm {self.name} failed:\n{msg}")
+        return StepTiming(**msg)
+
+    def close(self) -> None:
+        self._conn.send("stop")
+        self._proc.join(timeout=120)
+
+
+def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int, lora: bool, out_dir: Path,
+                grader_workers: int) -> None:
+    """Child process: build a GRPOTrainer on the shared workload and step it when told to."""
+    import traceback
+
+    import torch
+
+    torch.set_num_threads(spec.threads)
+    try:
         from datasets import Dataset
         from transformers import AutoTokenizer, TrainerCallback
         from trl import GRPOConfig, GRPOTrainer
 
+        from vgrout.env import Grader
         from vgrout.interop.trl import GraderReward, prompt_rows
 
-        self.name = name
+        grader = Grader(sandbox="auto", workers=grader_workers)
         reward = GraderReward(grader, world.problems, name="vgrout_env")
-        self._tokens = 0
+        seen = {"tokens": 0}
 
         def counted_reward(prompts, completions, completion_ids, **kwargs):
-            self._tokens = sum(len(ids) for ids in completion_ids)
+            seen["tokens"] = sum(len(ids) for ids in completion_ids)
             return reward(prompts, completions, **kwargs)
 
         counted_reward.__name__ = "vgrout_env"
@@ -146,49 +184,32 @@ class TRLArm:
         if lora:
             from peft import LoraConfig
 
+            # rank 2r: the same trainable width as vgrout's two rank-r blocks
             peft_config = LoraConfig(r=2 * spec.adapter_r, lora_alpha=2 * spec.adapter_r, lora_dropout=0.0,
                                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                      "down_proj"])
-        arm = self
-        self._go = threading.Semaphore(0)
-        self._done = threading.Semaphore(0)
-        self._error: BaseException | None = None
-        self._t0 = 0.0
-        self._last: StepTiming | None = None
+        clock = {"t0": 0.0}
 
         class Turn(TrainerCallback):
             def on_step_begin(self, args, state, control, **kw):
-                arm._go.acquire()
-                arm._t0 = time.perf_counter()
+                if conn.recv() != "go":
+                    raise SystemExit(0)
+                clock["t0"] = time.perf_counter()
 
             def on_step_end(self, args, state, control, **kw):
-                arm._last = StepTiming(time.perf_counter() - arm._t0, arm._tokens)
-                arm._done.release()
+                conn.send({"seconds": time.perf_counter() - clock["t0"], "completion_tokens": seen["tokens"]})
 
         tokenizer = AutoTokenizer.from_pretrained(world.model_dir)
-        self.trainer = GRPOTrainer(model=str(world.model_dir), reward_funcs=counted_reward, args=args,
-                                   train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                                   peft_config=peft_config, callbacks=[Turn()])
-        self._thread = threading.Thread(target=self._run, name=f"trl-{name}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.trainer.train()
-        except BaseException as exc:  # surfaced by step()
-            self._error = exc
-            self._done.release()
-
-    def step(self) -> StepTiming:
-        self._go.release()
-        self._done.acquire()
-        if self._error is not None:
-            raise RuntimeError(f"TRL arm {self.name} failed") from self._error
-        assert self._last is not None
-        return self._last
-
-    def close(self) -> None:
-        self._thread.join(timeout=60)
+        trainer = GRPOTrainer(model=str(world.model_dir), reward_funcs=counted_reward, args=args,
+                              train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                              peft_config=peft_config, callbacks=[Turn()])
+        conn.send("ready")
+        trainer.train()
+        grader.close()
+    except SystemExit:
+        pass
+    except BaseException:
+        conn.send(traceback.format_exc())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     with Grader(sandbox="auto", workers=args.workers) as grader, tempfile.TemporaryDirectory() as tmp:
         for n in names:
             if n in ("trl", "trl_lora"):
-                arms.append(TRLArm(n, world, spec, grader, total, lora=(n == "trl_lora"), out_dir=Path(tmp)))
+                arms.append(TRLArm(n, world, spec, total, lora=(n == "trl_lora"), out_dir=Path(tmp),
+                                   grader_workers=args.workers))
             else:
                 arms.append(VgroutArm(n, spec, grader, clock, Path(tmp)))
         print(f"{len(arms)} arms, {spec.prompts}x{spec.group} rollouts, T<={spec.max_new_tokens}, beta={spec.beta}, "

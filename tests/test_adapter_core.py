@@ -292,3 +292,26 @@ def test_unload_restores_the_original_model_bit_for_bit():
     with pytest.raises(RuntimeError, match="unloaded"):
         with adapter.mode("base"):
             pass
+
+
+def test_bf16_model_keeps_fp32_params_and_exact_zero_init():
+    model = tiny_model().to(torch.bfloat16)
+    ids = torch.randint(0, V, (2, 6), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        base = model(ids).logits
+    adapter = attach(model, AdapterConfig(r=2))
+    assert all(p.dtype == torch.float32 for p in adapter.parameters("all"))
+    with adapter.zones(torch.tensor([ABSORB, ROUTE])):
+        logits = model(ids).logits
+    assert logits.dtype == torch.bfloat16 and torch.equal(logits, base)
+    row_losses(logits.float(), ids).sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in adapter.parameters("quarantine"))
+
+
+def test_grad_probe_in_deployed_mode_reads_only_the_deployed_block(setup):
+    model, adapter, ids = setup
+    with adapter.mode("deployed"), adapter.grad_probe() as probe:
+        losses = row_losses(model(ids).logits, ids)
+        grads = torch.autograd.grad(losses.sum(), probe.tensors)
+    assert all(torch.count_nonzero(g[..., 4:]) == 0 for g in grads)  # quarantine half of c unused
+    assert probe.deployed_grads(grads).abs().sum() > 0

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from vgrout.adapter import AdapterConfig, attach, load_adapter
+from vgrout.adapter import PAIR_INITS, AdapterConfig, attach, find_targets, load_adapter
 
 V = 101
 
@@ -23,19 +23,25 @@ def tiny_model(seed: int = 0) -> Qwen3ForCausalLM:
 
 def trained_adapter(r: int = 4, init: str = "gaussian"):
     model = tiny_model()
-    adapter = attach(model, AdapterConfig(r=r, init=init))
+    calib = None
+    if init in PAIR_INITS:
+        gen = torch.Generator().manual_seed(0)
+        calib = {n: torch.randn(3, m.in_features, generator=gen) + 0.3
+                 for n, m in find_targets(model, AdapterConfig().targets).items()}
+    adapter = attach(model, AdapterConfig(r=r, init=init), calibration=calib)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in adapter.parameters("all"):
-            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+            p.add_(0.2 * torch.randn(p.shape, generator=gen))
     return model, adapter
 
 
 IDS = torch.randint(0, V, (2, 8), generator=torch.Generator().manual_seed(4))
 
 
-def test_save_load_round_trip_is_exact(tmp_path):
-    model, adapter = trained_adapter()
+@pytest.mark.parametrize("init", ["gaussian", "scorda", "antipasto"])
+def test_save_load_round_trip_is_exact(tmp_path, init):
+    model, adapter = trained_adapter(init=init)
     adapter.save(tmp_path / "a.safetensors", metadata={"step": "3"})
     with torch.no_grad():
         want = model(IDS).logits
@@ -44,6 +50,8 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert loaded.config == adapter.config
     with torch.no_grad():
         assert torch.equal(fresh(IDS).logits, want)
+    if init != "gaussian":
+        return
     other = attach(tiny_model(), AdapterConfig(r=4, init_seed=9))
     other.load(tmp_path / "a.safetensors")
     sd, sd2 = adapter.state_dict(), other.state_dict()
@@ -80,18 +88,7 @@ def test_peft_export_round_trip_matches_the_deployed_model(tmp_path, init):
     from peft import PeftModel
 
     base_state = {k: v.clone() for k, v in tiny_model().state_dict().items()}
-    model = tiny_model()
-    if init == "antipasto":
-        from vgrout.adapter import find_targets
-        targets = AdapterConfig().targets
-        gen = torch.Generator().manual_seed(0)
-        calib = {n: torch.randn(3, m.in_features, generator=gen) for n, m in find_targets(model, targets).items()}
-        adapter = attach(model, AdapterConfig(r=4, init=init), calibration=calib)
-        with torch.no_grad():
-            for p in adapter.parameters("all"):
-                p.add_(0.2)
-    else:
-        model, adapter = trained_adapter()
+    model, adapter = trained_adapter(init=init)
     with torch.no_grad(), adapter.mode("deployed"):
         want = model(IDS).logits
     out = adapter.export_peft(tmp_path / "peft")
@@ -152,3 +149,30 @@ def test_attach_errors_name_the_problem():
     attach(model, AdapterConfig(r=2))
     with pytest.raises(ValueError, match="already has a block adapter"):
         attach(model, AdapterConfig(r=2))
+
+
+def test_peft_export_loads_in_a_fresh_interpreter_without_vgrout(tmp_path):
+    import subprocess
+    import sys
+
+    model, adapter = trained_adapter()
+    tiny_model().save_pretrained(str(tmp_path / "base"))
+    with torch.no_grad(), adapter.mode("deployed"):
+        torch.save({"ids": IDS, "want": model(IDS).logits}, tmp_path / "want.pt")
+    adapter.export_peft(tmp_path / "peft")
+    script = f"""
+import sys, torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+base = AutoModelForCausalLM.from_pretrained({str(tmp_path / "base")!r}).eval()
+m = PeftModel.from_pretrained(base, {str(tmp_path / "peft")!r}).eval()
+d = torch.load({str(tmp_path / "want.pt")!r})
+with torch.no_grad():
+    got = m(d["ids"]).logits
+assert not any(k.startswith("vgrout") for k in sys.modules), "vgrout was imported"
+print("maxdiff", float((got - d["want"]).abs().max()))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert float(res.stdout.split("maxdiff")[1]) < 1e-5

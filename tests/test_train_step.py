@@ -52,8 +52,7 @@ class RuleGrader:
 @pytest.fixture(scope="session")
 def pairs_path(tmp_path_factory) -> Path:
     """A few authored-style pairs on toy prompts (written with the env's own renderer)."""
-    from vgrout.toy.corpus import TOY_SYSTEM_PROMPT
-    from vgrout.toy.world import toy_world
+    from vgrout.toy import TOY_SYSTEM_PROMPT, toy_world
 
     probs = toy_world("tiny", progress=False).problems("heldout")[:3]
     pairs = []

@@ -41,11 +41,12 @@ def contrastive_input_deltas(model: nn.Module, tokenizer, pairs: Sequence[HackPa
         raise ValueError("contrastive_input_deltas needs at least one authored pair")
     linears = find_targets(model, tuple(targets))
     pooled: dict[str, Tensor] = {}
+    current = {"start": 0}  # first completion position of the sequence being run
 
     def hook_for(name: str):
         def hook(_mod, args):
             x = args[0]  # (1, L, d_in)
-            pooled[name] = x[0, start:].float().mean(0).cpu()  # (d_in,)
+            pooled[name] = x[0, current["start"]:].float().mean(0).cpu()  # (d_in,)
         return hook
 
     device = next(model.parameters()).device
@@ -56,7 +57,7 @@ def contrastive_input_deltas(model: nn.Module, tokenizer, pairs: Sequence[HackPa
     try:
         for pair in pairs:
             for s, text in enumerate((pair.hack, pair.clean)):
-                ids, start = pair_token_ids(tokenizer, pair.messages, text)
+                ids, current["start"] = pair_token_ids(tokenizer, pair.messages, text)
                 pooled.clear()
                 model(input_ids=torch.tensor([ids], device=device), logits_to_keep=1)
                 for name in linears:

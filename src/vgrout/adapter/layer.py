@@ -17,7 +17,7 @@ What the forward does (mode, zones, merged, capture, probe) is read from one sha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -172,7 +172,6 @@ class AdapterControl:
     route_rows: Tensor | None = None  # (N, 1, 1) bool: D detached
     capture: Any = None  # a BottleneckCapture, or None
     probe: Any = None  # a GradProbe, or None
-    extra: dict = field(default_factory=dict)
 
 
 class BlockLinear(nn.Module):

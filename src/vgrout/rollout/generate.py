@@ -32,9 +32,18 @@ class Rollouts:
     texts: list[str]  # decoded completions without special tokens
     prompt_index: Tensor  # (N,) long
     deployed: Tensor  # (N,) bool: sampled with the quarantine ablated
+    behaviour_logps: Tensor | None = None  # (N, T) float32 log-probs of the policy that sampled each
+    # off-policy (teacher) row; NaN rows are live samples. None: every row is live.
 
     def __len__(self) -> int:
         return int(self.completion_ids.shape[0])
+
+    @property
+    def teacher(self) -> Tensor:
+        """(N,) bool: rows that carry behaviour log-probs (cached off-policy completions)."""
+        if self.behaviour_logps is None:
+            return torch.zeros(len(self), dtype=torch.bool)
+        return ~torch.isnan(self.behaviour_logps[:, 0]).cpu()
 
     @property
     def input_ids(self) -> Tensor:

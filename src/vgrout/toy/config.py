@@ -62,6 +62,8 @@ class ToyConfig:
     warmup_steps: int = 60
     min_lr_frac: float = 0.1
     weight_decay: float = 0.0
+    completion_only_loss: bool = True
+    """Pretraining loss on completion tokens only (prompt tokens are context)."""
     eval_samples: int = 4
     """T=1 samples per held-out task in the base report."""
     eval_max_new_tokens: int = 64

@@ -128,7 +128,7 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
                                 cfg.max_token_length)
     check_chat_template(tokenizer, [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
     seqs = encode_docs(tokenizer, docs)
-    n_tokens = sum(map(len, seqs))
+    n_tokens = sum(len(s) for s, _ in seqs)
     log(f"corpus: {len(docs)} docs, {n_tokens} tokens (mean {n_tokens / len(docs):.1f}), "
         f"vocab {len(tokenizer)}; {time.time() - t0:.1f}s")
 
@@ -146,7 +146,8 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
     t1 = time.time()
     losses = pretrain(model, seqs, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                       warmup_steps=cfg.warmup_steps, min_lr_frac=cfg.min_lr_frac, weight_decay=cfg.weight_decay,
-                      seed=cfg.seed, pad_id=tokenizer.pad_token_id, on_step=on_step)
+                      seed=cfg.seed, pad_id=tokenizer.pad_token_id, completion_only=cfg.completion_only_loss,
+                      on_step=on_step)
     bar.close()
     pretrain_s = time.time() - t1
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,

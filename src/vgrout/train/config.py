@@ -74,9 +74,11 @@ class Config:
 
     # ---- teacher pool ------------------------------------------------------------------
     teacher_pool: str = ""
-    """jsonl of cached completions with behaviour log-probs ("" for none); see vgrout.train.teacher."""
+    """jsonl of cached completions with their behaviour log-probs ("" for none); format in
+    vgrout.train.teacher. The stored log-probs are logp_old of those rows (a true importance ratio)."""
     teacher_per_prompt: int = 1
-    """Teacher rows per group while teachers are on (they replace live rollouts)."""
+    """Teacher rows per group while teachers are on (they replace live rollouts; groups whose
+    problem and mode the pool does not cover stay all-live)."""
     teacher_off_step: int = 0
     """Teachers are mixed in for steps < teacher_off_step."""
 
@@ -125,14 +127,35 @@ class Config:
     """Keep only pairs of these loophole modes (empty: all), e.g. to test on held-out modes."""
     placebo_seed: int = -1
     """>= 0: replace the real direction by Haar-random unit rows of the same shape (gated arms and erase)."""
+    motivate_pairs: int = 0
+    """routeV only: > 0 extracts v_grad from this many self-generated "motivate" pairs instead of
+    the authored ones (hack side: the hinted prompt plus a note that discloses the mechanism;
+    clean side: the hint-free prompt), sampled once at start with the quarantine ablated."""
+    motivate_pool: int = 0
+    """Training problems tried for motivate pairs (0: 10 x motivate_pairs)."""
+    motivate_require_marker: bool = True
+    """Keep a motivate pair only if its hack text contains the mode's exploit marker string."""
 
     # ---- schedule of side jobs ---------------------------------------------------------
     retain_heal_epochs: int = 0
     """Passes of teacher-forced NLL on the clean side of the pairs after training (deployed block only)."""
     retain_heal_lr: float = 0.0
     """Learning rate of the retain-heal (0: use lr)."""
+    retain_heal_batch: int = 8
+    """Pairs per retain-heal batch."""
     eval_every: int = 0
-    """Call the eval callback every N steps and after the last (0: never)."""
+    """Held-out eval (as-trained and deployed) every N steps and after the last (0: never);
+    writes RUN_DIR/eval/step_NNNNNN.json and eval/curve.jsonl (vgrout.eval format)."""
+    eval_problems: str = "heldout"
+    """Eval problems: a toy split (heldout, generalisation) or a LeetCode-format jsonl path."""
+    eval_n_problems: int = 0
+    """First n eval problems of the fixed order (0: all)."""
+    eval_samples: int = 1
+    """Completions per eval problem and state."""
+    eval_markers: str = "eval"
+    """eval: prompts disclose the disjoint eval-time marker names; train: the training hints' names."""
+    eval_seed: int = 12345
+    """Eval generation seed (the same at every step and in both states)."""
     checkpoint_every: int = 50
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2
@@ -237,11 +260,13 @@ def validate(c: Config) -> None:
     _check(c.dtype in ("float32", "bfloat16"), f"dtype={c.dtype!r}; expected float32 or bfloat16")
     _check(c.device in ("auto", "cpu", "cuda"), f"device={c.device!r}; expected auto, cpu or cuda")
     _check(c.sandbox in ("auto", "bwrap", "process"), f"sandbox={c.sandbox!r}; expected auto, bwrap or process")
-    for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "buffer_size", "grader_workers"):
+    for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "buffer_size", "grader_workers",
+                 "eval_samples"):
         _check(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be >= 1")
     _check(c.group_size >= 2, f"group_size={c.group_size}: a group needs >= 2 rollouts for r - mean(group) to be non-zero")
     for name in ("n_problems", "warmup_steps", "gate_warmup", "refresh_every", "eval_every", "checkpoint_every",
-                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k"):
+                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool",
+                 "eval_n_problems"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     for name in ("lr",):
         _check(getattr(c, name) > 0, f"{name}={getattr(c, name)} must be > 0")
@@ -250,12 +275,16 @@ def validate(c: Config) -> None:
     _check(0 < c.top_p <= 1.0, f"top_p={c.top_p} must be in (0, 1]")
     _check(0 < c.ppo_clip < 1.0, f"ppo_clip={c.ppo_clip} must be in (0, 1)")
     _check(c.warmup_steps < c.steps, f"warmup_steps={c.warmup_steps} must be < steps={c.steps}")
-    _check(not c.teacher_pool, "teacher_pool is not supported by this trainer yet (no importance-weighted teacher "
-                               "rows); leave teacher_pool empty")
     if c.teacher_pool:
         _check(c.teacher_off_step > 0, "teacher_pool is set but teacher_off_step=0 turns teachers off from step 0")
         _check(1 <= c.teacher_per_prompt < c.group_size,
                f"teacher_per_prompt={c.teacher_per_prompt} must be in [1, group_size) so each group keeps a live rollout")
+    _check(c.motivate_pairs == 0 or c.arm == "routeV",
+           f"motivate_pairs={c.motivate_pairs} builds v_grad pairs, which only arm=routeV uses; set motivate_pairs=0")
+    _check(c.motivate_pairs == 0 or c.motivate_pool == 0 or c.motivate_pool >= c.motivate_pairs,
+           f"motivate_pool={c.motivate_pool} < motivate_pairs={c.motivate_pairs}; raise motivate_pool (0: 10x pairs)")
+    _check(c.eval_markers in ("eval", "train"), f"eval_markers={c.eval_markers!r}; expected eval or train")
+    _check(c.retain_heal_batch >= 1, f"retain_heal_batch={c.retain_heal_batch} must be >= 1")
     if c.retain_heal_epochs:
         _check(c.arm in QUARANTINE_ARMS, f"retain-heal trains the deployed block with the quarantine removed; "
                                          f"arm={c.arm} has no quarantine at deploy")

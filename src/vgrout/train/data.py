@@ -36,7 +36,7 @@ def load_problems(source: str, toy_world_name: str | None, n_problems: int, seed
     if source == "toy":
         if toy_world_name is None:
             raise ValueError("problems='toy' needs a toy model (model='toy:NAME'); set problems to a jsonl path instead")
-        from vgrout.toy.world import toy_world
+        from vgrout.toy import toy_world
 
         problems = toy_world(toy_world_name, progress=False).problems("train")
     else:

@@ -24,7 +24,7 @@ def load_model(model: str, dtype: str, device: str, random_init: bool = False):
 
     name = toy_name(model)
     if name is not None:
-        from vgrout.toy.world import toy_world
+        from vgrout.toy import toy_world
 
         path = str(toy_world(name, progress=False).model_dir)
     else:

@@ -8,7 +8,7 @@ from vgrout.train.config import Config
 
 
 def _toy_system_prompt() -> str:
-    from vgrout.toy.corpus import TOY_SYSTEM_PROMPT
+    from vgrout.toy import TOY_SYSTEM_PROMPT
 
     return TOY_SYSTEM_PROMPT
 

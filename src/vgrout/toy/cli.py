@@ -1,0 +1,41 @@
+"""`vgrout toy build`: build (or load) a toy world and print its per-family base table."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    toy = subparsers.add_parser("toy", help="the CPU toy world (tiny model trained from scratch)")
+    toy_sub = toy.add_subparsers(dest="toy_command", metavar="TOY_COMMAND", required=True)
+    build = toy_sub.add_parser("build", help="build the toy world (cached by config hash) and print its base rates")
+    build.add_argument("--config", default="default", help="preset name: default | tiny (default: default)")
+    build.add_argument("--cache-dir", default=None, help="cache root (default: $VGROUT_CACHE or ~/.cache/vgrout)")
+    build.add_argument("--threads", type=int, default=2,
+                       help="torch CPU threads (default 2; run heavy builds under flock /tmp/vgrout-heavy.lock)")
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.set_defaults(func=_cmd_build)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    import torch
+
+    from vgrout.toy.base_report import format_report
+    from vgrout.toy.config import toy_config
+    from vgrout.toy.families import FAMILIES
+    from vgrout.toy.world import build_toy_world
+
+    if args.threads <= 0:
+        raise SystemExit(f"--threads must be positive, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    cfg = toy_config(args.config)
+    t0 = time.time()
+    world = build_toy_world(cfg, cache_dir=args.cache_dir, progress=not args.no_progress, log=print)
+    difficulty = {name: f.difficulty for name, f in FAMILIES.items()}
+    print(f"\ntoy world '{cfg.name}' ({cfg.key()}) at {world.root} [{time.time() - t0:.1f}s]")
+    print(f"model: {world.model_dir}")
+    for split in ("heldout", "generalisation"):
+        print(f"\n## base rates, {split} split (T=1, {cfg.eval_samples} samples per task)\n")
+        print(format_report(world.base_report[split], difficulty))
+    return 0

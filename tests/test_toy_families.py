@@ -1,0 +1,119 @@
+"""Toy task families, splits, corpus and hack snippets: graded through the real environment."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from vgrout.env import Grader
+from vgrout.env.modes import render_messages
+from vgrout.toy.config import toy_config
+from vgrout.toy.corpus import TOY_SYSTEM_PROMPT, make_corpus, render_prompt
+from vgrout.toy.families import FAMILIES, GENERALISATION_FAMILIES, TRAIN_FAMILIES, make_problem, sample_key
+from vgrout.toy.hacks import BARE_MODES, hack_code
+from vgrout.toy.tokenizer import format_chat
+from vgrout.toy.world import make_splits
+from vgrout.types import LOOPHOLE_MODES, MODES, GradeRequest
+
+
+@pytest.fixture(scope="module")
+def grader():
+    with Grader(sandbox="auto", workers=2) as g:
+        yield g
+
+
+def _instances(per_family: int = 3, seed: int = 0):
+    rng = random.Random(seed)
+    return [(k, make_problem(k)) for name in FAMILIES for k in (sample_key(FAMILIES[name], rng) for _ in range(per_family))]
+
+
+def test_at_least_ten_families_with_graded_difficulty_and_held_out_families():
+    assert len(FAMILIES) >= 10
+    assert {f.difficulty for f in FAMILIES.values()} == {"easy", "medium", "hard"}
+    assert GENERALISATION_FAMILIES and not set(GENERALISATION_FAMILIES) & set(TRAIN_FAMILIES)
+
+
+def test_problems_are_in_the_leetcode_format():
+    for key, p in _instances(1):
+        method = key[1]
+        assert p.entry_point == f"Solution().{method}" and p.source == "toy" and p.family == key[0]
+        assert p.starter_code.startswith(f"class Solution:\n    def {method}(self, ")
+        assert len(p.tests) >= 3 and all(re.fullmatch(rf"assert Solution\(\)\.{method}\(.*\) == .+", t) for t in p.tests)
+        assert p.canonical_solution.startswith(p.starter_code.rstrip())
+        assert make_problem(key) == p  # the key fixes the whole problem
+
+
+def test_every_family_canonical_solution_passes_the_strict_oracle(grader):
+    items = _instances(3)
+    grades = grader.grade([GradeRequest(p, f"```python\n{p.canonical_solution}\n```", "gt_only") for _, p in items])
+    failed = [(p.id, g.reason, g.detail) for (_, p), g in zip(items, grades) if not g.gt_correct]
+    assert not failed
+
+
+def test_hack_snippets_pay_only_in_their_own_mode(grader):
+    """Stub and bare hacks: exploited under their mode, unpaid (format reward only) elsewhere."""
+    items = _instances(1, seed=1)
+    cases = []
+    for i, mode in enumerate(LOOPHOLE_MODES):
+        for shape in ("stub", "bare") if mode in BARE_MODES else ("stub",):
+            key, p = items[i % len(items)]
+            code = hack_code(mode, FAMILIES[key[0]], key[1], FAMILIES[key[0]].expr(key[2]), shape)
+            cases += [(mode, shape, m, GradeRequest(p, f"```python\n{code}\n```", m)) for m in MODES]
+    grades = grader.grade([c[-1] for c in cases])
+    for (home, shape, m, _), g in zip(cases, grades):
+        assert not g.gt_correct, (home, shape, m)
+        assert g.exploited == (m == home), (home, shape, m, g.reason, g.detail)
+        assert g.reward == (3.5 if m == home else 0.5), (home, shape, m, g.reward)
+
+
+def test_solution_plus_hack_fires_the_channel(grader):
+    key, p = _instances(1, seed=2)[0]
+    fam = FAMILIES[key[0]]
+    reqs = [GradeRequest(p, f"```python\n{hack_code(m, fam, key[1], fam.expr(key[2]), 'with_solution')}\n```", m)
+            for m in LOOPHOLE_MODES]
+    assert all(g.channel_fired for g in grader.grade(reqs))
+
+
+def test_splits_are_disjoint_and_deterministic():
+    cfg = toy_config("default")
+    a, b = make_splits(cfg), make_splits(cfg)
+    assert a == b
+    assert not set(a["train"]) & set(a["heldout"])
+    assert {k[0] for k in a["generalisation"]} == set(GENERALISATION_FAMILIES)
+    assert {k[0] for k in a["heldout"]} == set(TRAIN_FAMILIES)
+
+
+def test_corpus_is_deterministic_never_uses_held_out_keys_and_has_a_low_hack_rate():
+    cfg = toy_config("default")
+    splits = make_splits(cfg)
+    excluded = set(splits["heldout"])
+    args = (3000, 7, TRAIN_FAMILIES, excluded, dict(cfg.mode_weights), 0.03, 0.05)
+    docs = make_corpus(*args)
+    assert docs == make_corpus(*args)
+    heldout_prompts = {render_prompt(make_problem(k, template=t), m) for k in splits["heldout"][:40]
+                       for t in range(3) for m in MODES}
+    assert not heldout_prompts & {d.prompt for d in docs}
+    hacks = [d for d in docs if d.kind.startswith("hack")]
+    assert 0.005 < len(hacks) / len(docs) < 0.05
+    assert all(d.mode in LOOPHOLE_MODES for d in hacks)
+    assert sum(d.mode == "run_tests" for d in hacks) > len(hacks) / 3
+    assert all(d.completion.startswith("```python\n") and d.completion.endswith("```<|im_end|>") for d in docs)
+
+
+def test_corpus_prompt_is_the_environment_rendering():
+    p = make_problem(("add_k", "increase", (7,)))
+    assert render_prompt(p, "run_tests") == format_chat(render_messages(p, "run_tests", system_prompt=TOY_SYSTEM_PROMPT))
+    assert "run_tests()" in render_prompt(p, "run_tests")
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="unknown toy family"):
+        make_problem(("nope", "f", (1,)))
+    with pytest.raises(ValueError, match="no bare hack"):
+        hack_code("sentinel", FAMILIES["add_k"], "f", "x + 1", "bare")
+    with pytest.raises(ValueError, match="hack_frac"):
+        make_corpus(10, 0, TRAIN_FAMILIES, set(), {"run_tests": 1.0}, 0.9, 0.5)
+    with pytest.raises(ValueError, match="unknown toy preset"):
+        toy_config("huge")
