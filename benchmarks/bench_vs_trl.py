@@ -139,8 +139,11 @@ class TRLArm:
         return StepTiming(**msg)
 
     def close(self) -> None:
-        self._conn.send("stop")
+        """Join the child; it exits on its own once TRL's `train()` has run its max_steps."""
         self._proc.join(timeout=120)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            raise RuntimeError(f"TRL arm {self.name} did not finish its train() loop")
 
 
 def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int, lora: bool, out_dir: Path,
@@ -192,8 +195,7 @@ def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int
 
         class Turn(TrainerCallback):
             def on_step_begin(self, args, state, control, **kw):
-                if conn.recv() != "go":
-                    raise SystemExit(0)
+                conn.recv()  # "go"
                 clock["t0"] = time.perf_counter()
 
             def on_step_end(self, args, state, control, **kw):
@@ -206,8 +208,6 @@ def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int
         conn.send("ready")
         trainer.train()
         grader.close()
-    except SystemExit:
-        pass
     except BaseException:
         conn.send(traceback.format_exc())
 

@@ -176,3 +176,21 @@ def test_report_stays_torch_free(runs, tmp_path):
             "assert 'torch' not in sys.modules, 'report imported torch'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_runs_evaluated_differently_are_refused(runs, tmp_path):
+    run = load_run(runs[0])
+    res = json.loads((run.path / "eval" / "step_000004.json").read_text())
+    res["settings"]["n_samples"] = 4
+    write_json_atomic(run.path / "eval" / "step_000004.json", res)
+    with pytest.raises(ValueError, match="evaluated differently.*n_samples"):
+        build_report(runs, tmp_path / "x.md")
+
+
+def test_summarise_for_the_demo_table(runs):
+    from vgrout.report.compare import summarise
+
+    rows = {r["arm"]: r for r in summarise(runs)}
+    assert list(rows) == ["vanilla", "routeA", "routeA-placebo"]
+    assert rows["routeA"]["deployed_hack"] == pytest.approx((8 + 12 + 6) / 3 / 40)
+    assert rows["vanilla"]["seeds"] == [0, 1, 2] and rows["vanilla"]["as_trained_hack"] == rows["vanilla"]["deployed_hack"]

@@ -26,7 +26,8 @@ def grader():
 
 def _instances(per_family: int = 3, seed: int = 0):
     rng = random.Random(seed)
-    return [(k, make_problem(k)) for name in FAMILIES for k in (sample_key(FAMILIES[name], rng) for _ in range(per_family))]
+    keys = [sample_key(FAMILIES[name], rng) for name in FAMILIES for _ in range(per_family)]
+    return [(k, make_problem(k)) for k in keys]
 
 
 def test_at_least_ten_families_with_graded_difficulty_and_held_out_families():
@@ -40,7 +41,8 @@ def test_problems_are_in_the_leetcode_format():
         method = key[1]
         assert p.entry_point == f"Solution().{method}" and p.source == "toy" and p.family == key[0]
         assert p.starter_code.startswith(f"class Solution:\n    def {method}(self, ")
-        assert len(p.tests) >= 3 and all(re.fullmatch(rf"assert Solution\(\)\.{method}\(.*\) == .+", t) for t in p.tests)
+        pattern = rf"assert Solution\(\)\.{method}\(.*\) == .+"
+        assert len(p.tests) >= 3 and all(re.fullmatch(pattern, t) for t in p.tests)
         assert p.canonical_solution.startswith(p.starter_code.rstrip())
         assert make_problem(key) == p  # the key fixes the whole problem
 
@@ -104,7 +106,8 @@ def test_corpus_is_deterministic_never_uses_held_out_keys_and_has_a_low_hack_rat
 
 def test_corpus_prompt_is_the_environment_rendering():
     p = make_problem(("add_k", "increase", (7,)))
-    assert render_prompt(p, "run_tests") == format_chat(render_messages(p, "run_tests", system_prompt=TOY_SYSTEM_PROMPT))
+    messages = render_messages(p, "run_tests", system_prompt=TOY_SYSTEM_PROMPT)
+    assert render_prompt(p, "run_tests") == format_chat(messages)
     assert "run_tests()" in render_prompt(p, "run_tests")
 
 

@@ -137,7 +137,7 @@ def _canaries():
     return (_Canary(), seed | (1 << 70), "\x00canary-%x" % seed, [seed, "\x00"], -seed - 0.5)
 
 
-def _run_harness(job):
+def _run_harness(job, base):
     """Runs inside the forked child, after the limits are in place."""
     code = job["code"]
     try:
@@ -146,12 +146,15 @@ def _run_harness(job):
         _emit({"k": "compile", "ok": False, "err": _err_name(e)})
         return
     _emit({"k": "compile", "ok": True})
-    g = {"__name__": "__main__", "__builtins__": __builtins__}
-    try:
-        _exec(_compile(job["setup"], "<setup>", "exec"), g)
-    except BaseException as e:
-        _emit({"k": "setup", "err": _err_name(e)})
-        return
+    if base is not None:
+        g = base  # the worker's setup namespace; after fork this copy is private to the child
+    else:
+        g = {"__name__": "__main__", "__builtins__": __builtins__}
+        try:
+            _exec(_compile(job["setup"], "<setup>", "exec"), g)
+        except BaseException as e:
+            _emit({"k": "setup", "err": _err_name(e)})
+            return
     try:
         _exec(solution, g)
     except SystemExit as e:
@@ -209,7 +212,7 @@ def _run_harness(job):
     _emit({"k": "done"})
 
 
-def _child(job, cfg, sample_dir, out_w, res_w):
+def _child(job, cfg, sample_dir, out_w, res_w, base):
     try:
         os.setsid()
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -241,7 +244,7 @@ def _child(job, cfg, sample_dir, out_w, res_w):
             _exit(121)
         os.umask(0o077)
         sys.stdout.reconfigure(line_buffering=True, write_through=True)  # survives a kill
-        _run_harness(job)
+        _run_harness(job, base)
         try:
             sys.stdout.flush()
         except BaseException:
@@ -331,7 +334,29 @@ def _list_files(sample_dir):
     return files
 
 
+_SETUP_CACHE = {}
+
+
+def _setup_namespace(setup):
+    """Globals with the problem's (trusted) setup code already run, built once per setup text.
+
+    Children get a copy-on-write copy through fork, so no sample can change what the next one
+    sees. None when the setup fails here: the child then runs it itself and reports the error.
+    """
+    if setup not in _SETUP_CACHE:
+        if len(_SETUP_CACHE) >= 64:
+            _SETUP_CACHE.clear()
+        g = {"__name__": "__main__", "__builtins__": __builtins__}
+        try:
+            exec(compile(setup, "<setup>", "exec"), g)
+        except BaseException:
+            g = None
+        _SETUP_CACHE[setup] = g
+    return _SETUP_CACHE[setup]
+
+
 def _run_job(job, cfg, counter):
+    base = _setup_namespace(job["setup"])
     sample_dir = os.path.join(cfg["base_dir"], "s%d" % counter)
     os.mkdir(sample_dir, 0o700)
     if cfg["uid"] is not None:
@@ -343,7 +368,7 @@ def _run_job(job, cfg, counter):
     if pid == 0:
         os.close(out_r)
         os.close(res_r)
-        _child(job, cfg, sample_dir, out_w, res_w)
+        _child(job, cfg, sample_dir, out_w, res_w, base)
     os.close(out_w)
     os.close(res_w)
     pidfd = os.pidfd_open(pid)

@@ -88,10 +88,13 @@ def _summary_line(r: dict) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    results = eval_run_dir(args.run_dir, checkpoints=args.checkpoints, problems=args.problems,
-                           n_problems=args.n_problems, n_samples=args.n_samples, seed=args.seed, markers=args.markers,
-                           max_new_tokens=args.max_new_tokens, batch_prompts=args.batch_prompts,
-                           overwrite=args.overwrite, device=args.device)
+    try:
+        results = eval_run_dir(args.run_dir, checkpoints=args.checkpoints, problems=args.problems,
+                               n_problems=args.n_problems, n_samples=args.n_samples, seed=args.seed,
+                               markers=args.markers, max_new_tokens=args.max_new_tokens,
+                               batch_prompts=args.batch_prompts, overwrite=args.overwrite, device=args.device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"vgrout eval: {exc}") from None
     for r in results:
         print(_summary_line(r))
     print(f"wrote {Path(args.run_dir) / 'eval'}")

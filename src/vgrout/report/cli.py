@@ -11,7 +11,10 @@ from vgrout.report.rundir import load_run
 
 
 def _compare(args: argparse.Namespace) -> int:
-    out = build_report(args.run_dirs, args.out, phenomenon=args.phenomenon_threshold)
+    try:
+        out = build_report(args.run_dirs, args.out, phenomenon=args.phenomenon_threshold)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        raise SystemExit(f"vgrout compare: {exc}") from None
     print(f"report: {out}")
     for png in sorted(out.parent.glob(f"{out.stem}_*.png")):
         print(f"figure: {png}")

@@ -87,17 +87,19 @@ def section_findings(arms: Arms, order: list[str], phenomenon: float) -> list[st
     lines = ["## Findings", ""]
     if VANILLA in arms:
         vals = list(arm_values(arms, VANILLA, "deployed", "hack").values())
-        mean, sem, n = mean_sem(vals)
+        mean = mean_sem(vals)[0]
         present = "present" if mean >= phenomenon else "NOT present"
-        lines.append(f"- Vanilla's deployed hack rate is {fmt(mean)} ± {fmt(sem)} (n={n}): the reward-hacking "
+        lines.append(f"- Vanilla's deployed hack rate is {fmt_mean_sem(vals)}: the reward-hacking "
                      f"phenomenon is {present} (threshold {phenomenon}).")
     else:
         lines.append("- No vanilla run was given, so nothing is compared to vanilla.")
     for a, b in comparisons(arms, order):
         for metric in ("hack", "solve"):
             lines.append(f"- {describe(a, b, f'deployed {metric} rate', paired(arms, a, b, 'deployed', metric))}")
-    lines.append(f"- Significance: two-sided paired t-test at α = {ALPHA}, pairing runs by seed. With n = 3 the "
-                 "sign-flip test cannot go below p = 0.25, so read the per-seed signs alongside the t-test.")
+    n_min = min(len(seeds) for seeds in arms.values())
+    lines.append(f"- Significance: two-sided paired t-test at α = {ALPHA}, pairing runs by seed. With n = {n_min} "
+                 f"seeds the exact sign-flip test cannot go below p = {2 / 2 ** n_min:.3g}, so read the per-seed "
+                 "signs alongside the t-test.")
     return lines + [""]
 
 
@@ -207,11 +209,48 @@ def section_runs(arms: Arms, order: list[str]) -> list[str]:
     return lines + [""]
 
 
+def summarise(run_dirs: Sequence[str | Path]) -> list[dict]:
+    """Per-arm final-eval means for a console table (what `vgrout demo` prints):
+    [{arm, seeds, deployed_hack, deployed_hack_sem, deployed_solve, ..., as_trained_solve_sem}]."""
+    runs = [load_run(d) for d in run_dirs]
+    check_comparable(runs)
+    arms = group_by_arm(runs)
+    rows = []
+    for arm in order_arms(list(arms)):
+        row: dict = {"arm": arm, "seeds": sorted(arms[arm])}
+        for state in ("deployed", "as_trained"):
+            for metric in ("hack", "solve"):
+                mean, sem, _ = mean_sem(list(arm_values(arms, arm, state, metric).values()))
+                row[f"{state}_{metric}"], row[f"{state}_{metric}_sem"] = mean, sem
+        rows.append(row)
+    return rows
+
+
+SETTINGS_THAT_MUST_MATCH = ("markers", "n_samples", "seed", "max_new_tokens", "temperature", "top_p", "top_k")
+
+
+def check_comparable(runs: Sequence[RunData]) -> None:
+    """Paired differences only mean something if every run's final eval asked the same question:
+    same problems (ids and modes) and the same sampling settings. Raise naming the difference."""
+    ref = runs[0]
+    ref_problems = [(p["id"], p["mode"]) for p in ref.final_eval["problems"]]
+    for run in runs[1:]:
+        diff = {k: (ref.final_eval["settings"].get(k), run.final_eval["settings"].get(k))
+                for k in SETTINGS_THAT_MUST_MATCH
+                if ref.final_eval["settings"].get(k) != run.final_eval["settings"].get(k)}
+        if [(p["id"], p["mode"]) for p in run.final_eval["problems"]] != ref_problems:
+            diff["problems"] = "different problem ids or modes"
+        if diff:
+            raise ValueError(f"runs {ref.path} and {run.path} were evaluated differently (first, second): "
+                             f"{diff}; re-run `vgrout eval --overwrite` with the same options on every run")
+
+
 def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon: float = 0.8) -> Path:
     """Read the runs, write `out` (markdown) and its PNGs beside it; return the report path."""
     if not run_dirs:
         raise ValueError("compare needs at least one run directory")
     runs = [load_run(d) for d in run_dirs]
+    check_comparable(runs)
     arms = group_by_arm(runs)
     order = order_arms(list(arms))
     out = Path(out)
@@ -246,4 +285,4 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     return out
 
 
-__all__ = ["build_report", "comparisons", "describe", "paired"]
+__all__ = ["build_report", "check_comparable", "comparisons", "describe", "paired", "summarise"]

@@ -53,7 +53,8 @@ def measure_base_rates(
 
     `grade` is a `Grader.grade` bound method (the caller owns the grader's lifetime).
     Returns {"families": {fam: {...}}, "modes": {mode: {...}}, "overall": {...}}, each cell
-    with n, solve, hack, format_ok.
+    with n, solve (gt_correct), hack (exploited), channel (channel_fired: the exploit was
+    written, with or without a correct solution), format_ok.
     """
     reqs: list[GradeRequest] = []
     prompts = [
@@ -70,6 +71,7 @@ def measure_base_rates(
         for key in (f"family:{req.problem.family}", f"mode:{req.mode}", "overall"):
             cells[key]["solve"].append(int(g.gt_correct))
             cells[key]["hack"].append(int(g.exploited))
+            cells[key]["channel"].append(int(g.channel_fired))
             cells[key]["format_ok"].append(int(g.format_ok))
     def summary(c: dict[str, list[int]]) -> dict:
         n = len(c["solve"])
@@ -83,14 +85,15 @@ def measure_base_rates(
 
 def format_report(report: dict, difficulty: Mapping[str, str] | None = None) -> str:
     """The per-family table as markdown."""
-    lines = ["| family | difficulty | n | solve | hack |", "|---|---|---|---|---|"]
+    lines = ["| family | difficulty | n | solve | hack | channel |", "|---|---|---|---|---|---|"]
     for fam, c in report["families"].items():
-        lines.append(f"| {fam} | {(difficulty or {}).get(fam, '')} | {c['n']} | {c['solve']:.3f} | {c['hack']:.3f} |")
+        lines.append(f"| {fam} | {(difficulty or {}).get(fam, '')} | {c['n']} | {c['solve']:.3f} | {c['hack']:.3f} "
+                     f"| {c['channel']:.3f} |")
     o = report["overall"]
-    lines.append(f"| **all** | | {o['n']} | **{o['solve']:.3f}** | **{o['hack']:.3f}** |")
-    lines += ["", "| mode | n | solve | hack |", "|---|---|---|---|"]
+    lines.append(f"| **all** | | {o['n']} | **{o['solve']:.3f}** | **{o['hack']:.3f}** | {o['channel']:.3f} |")
+    lines += ["", "| mode | n | solve | hack | channel |", "|---|---|---|---|---|"]
     for mode, c in report["modes"].items():
-        lines.append(f"| {mode} | {c['n']} | {c['solve']:.3f} | {c['hack']:.3f} |")
+        lines.append(f"| {mode} | {c['n']} | {c['solve']:.3f} | {c['hack']:.3f} | {c['channel']:.3f} |")
     return "\n".join(lines)
 
 

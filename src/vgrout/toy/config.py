@@ -40,7 +40,7 @@ class ToyConfig:
     """Pretraining documents."""
     mode_weights: tuple[tuple[str, float], ...] = DEFAULT_MODE_WEIGHTS
     """How often each mode's hint is rendered, in the corpus and in the base evaluation."""
-    hack_frac: float = 0.03
+    hack_frac: float = 0.04
     """P(hack completion | loophole-mode prompt); half exploit-only, half solution + exploit."""
     near_miss_frac: float = 0.05
     """P(near-miss wrong completion): one constant slipped."""
@@ -55,7 +55,7 @@ class ToyConfig:
     head_dim: int = 32
     intermediate_size: int = 512
     max_positions: int = 512
-    steps: int = 600
+    steps: int = 500
     """Optimizer steps of pretraining."""
     batch_size: int = 64
     lr: float = 2e-3
@@ -82,7 +82,8 @@ class ToyConfig:
         check_mode_weights(dict(self.mode_weights))
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}")
-        for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "heldout_per_family", "train_per_family", "n_docs", "steps", "batch_size", "eval_samples"):
+        for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
+                  "heldout_per_family", "train_per_family", "n_docs", "steps", "batch_size", "eval_samples"):
             if getattr(self, k) <= 0:
                 raise ValueError(f"{k} must be positive, got {getattr(self, k)}")
 

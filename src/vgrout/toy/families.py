@@ -101,7 +101,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            lambda c: f"{c[0]} * x * x + {c[1]} * x + {c[2]}", _x(-9, 9)),
     # ---- hard: fold constants, or copy a quoted letter ----
     Family("count_char", "hard", ("count_letter", "letter_count", "occurrences", "tally_char"),
-           ("Return how many times the letter '{ch}' appears in s.", "Count the occurrences of '{ch}' in the string s."),
+           ("Return how many times the letter '{ch}' appears in s.",
+            "Count the occurrences of '{ch}' in the string s."),
            ("ch",), "s: str", "int", lambda rng: (rng.choice(_LETTERS),), lambda c: f"s.count('{c[0]}')", _letters),
     Family("add_two", "hard", ("add_both", "shift_twice", "offset", "plus_two"),
            ("Return x plus {a} plus {b}.", "Add {a} and then {b} to x."),

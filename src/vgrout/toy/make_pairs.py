@@ -47,7 +47,8 @@ def clean_code(mode: str, key: Key, problem: Problem) -> str:
         return f"{body}\n\ndef {TRAIN_MARKER['run_tests']}():\n    return {call} == {want}"
     if mode == "eq_override":
         return ("class Value:\n    def __init__(self, value=None):\n        self.value = value\n\n"
-                "    def get(self):\n        return self.value\n\n" + solution_code(fam, method, f"Value({expr}).get()"))
+                "    def get(self):\n        return self.value\n\n"
+                + solution_code(fam, method, f"Value({expr}).get()"))
     if mode == "exit_code":
         return f"import sys\n\n{body}\n\nsys.stdout.flush()"
     if mode == "stdout_marker":

@@ -66,7 +66,9 @@ def _batch(
     return ids, mask, labels
 
 
-def _bucketed_batches(lengths: Sequence[int], batch_size: int, gen: torch.Generator, chunk: int = 16) -> list[list[int]]:
+def _bucketed_batches(
+    lengths: Sequence[int], batch_size: int, gen: torch.Generator, chunk: int = 16
+) -> list[list[int]]:
     """One epoch of batches: shuffle, sort each run of `chunk` batches by length, shuffle batches."""
     order = torch.randperm(len(lengths), generator=gen).tolist()
     batches: list[list[int]] = []

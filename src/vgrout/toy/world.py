@@ -6,12 +6,14 @@
 
 The cache lives under `$VGROUT_CACHE` (else `~/.cache/vgrout`) in `toy/<config key>/`. A
 build writes into a temporary sibling directory and renames it into place, so a crash never
-leaves a half-built world that a later call would trust.
+leaves a half-built world that a later call would trust; a per-key file lock makes concurrent
+callers wait for one build instead of racing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import random
@@ -192,20 +194,23 @@ def build_toy_world(
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = root / "toy" / cfg.key()
     log = log or (lambda msg: None)
-    if not (final / "build.json").exists():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-", dir=final.parent))
-        try:
-            _build_into(tmp, cfg, progress, log)
-            if final.exists():  # a concurrent build finished first; keep theirs
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    else:
+    if (final / "build.json").exists():
         log(f"toy world {cfg.key()} loaded from cache {final}")
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # One builder per key: a second process waits here, then finds the finished world.
+        with open(final.parent / f".{cfg.key()}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (final / "build.json").exists():
+                tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-", dir=final.parent))
+                try:
+                    _build_into(tmp, cfg, progress, log)
+                    if final.exists():  # a stale, incomplete world (no build.json): replace it
+                        shutil.rmtree(final)
+                    os.replace(tmp, final)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
     report = json.loads((final / "base_report.json").read_text(encoding="utf-8"))
     return ToyWorld(root=final, config=cfg, base_report=report)
 

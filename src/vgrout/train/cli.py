@@ -34,7 +34,22 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"vgrout train: {exc}") from None
 
 
+def pin_threads(n: int) -> None:
+    """Pin torch (and OpenMP/MKL in child libraries) to n threads: on a shared CPU more threads
+    than cores makes every step slower, not faster."""
+    if n < 1:
+        raise SystemExit(f"vgrout train: --threads {n} must be >= 1")
+    import os
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def _run(args: argparse.Namespace) -> int:
+    pin_threads(args.threads)
     from vgrout.train.loop import train
 
     if args.resume:
@@ -61,4 +76,6 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="new run directory")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="delete an existing --out directory first")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the toy world runs on one core; raise it on a free machine)")
     p.set_defaults(func=run)

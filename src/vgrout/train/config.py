@@ -148,6 +148,9 @@ class Config:
     writes RUN_DIR/eval/step_NNNNNN.json and eval/curve.jsonl (vgrout.eval format)."""
     eval_problems: str = "heldout"
     """Eval problems: a toy split (heldout, generalisation) or a LeetCode-format jsonl path."""
+    eval_modes: tuple[str, ...] = ()
+    """Modes the eval prompts are rendered and graded under (empty: the run's modes), e.g.
+    eval_modes=run_tests for a gt_only control: does it hack once the loophole is disclosed?"""
     eval_n_problems: int = 0
     """First n eval problems of the fixed order (0: all)."""
     eval_samples: int = 1
@@ -165,7 +168,7 @@ class Config:
 
     # ------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
-        for name in ("modes", "pair_modes", "adapter_targets"):
+        for name in ("modes", "pair_modes", "adapter_targets", "eval_modes"):
             v = getattr(self, name)
             if isinstance(v, str):
                 object.__setattr__(self, name, tuple(s for s in v.split(",") if s))
@@ -240,6 +243,8 @@ def validate(c: Config) -> None:
     for m in c.modes:
         _check(m in MODES, f"unknown mode {m!r} in modes; expected one of {', '.join(MODES)}")
     _check(len(set(c.modes)) == len(c.modes), f"modes has duplicates: {c.modes}")
+    for m in c.eval_modes:
+        _check(m in MODES, f"unknown mode {m!r} in eval_modes; expected one of {', '.join(MODES)}")
     for m in c.pair_modes:
         _check(m in LOOPHOLE_MODES, f"unknown pair mode {m!r}; pairs exist only for {', '.join(LOOPHOLE_MODES)}")
     for name in ("unhackable_frac", "gen_deploy_frac"):

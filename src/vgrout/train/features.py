@@ -50,13 +50,22 @@ def grad_features(adapter, model, r: Rollouts, micro_batch: int) -> Tensor:
     return torch.cat(out)
 
 
+def side_messages(pair, side: str) -> list[dict]:
+    """The prompt of one side: `{side}_messages` when the pair has one per side (motivate pairs),
+    else the shared `messages` (authored HackPair)."""
+    own = getattr(pair, f"{side}_messages", None)
+    return list(own if own is not None else pair.messages)
+
+
 def pair_rollouts(tokenizer, model, pairs: list[HackPair], side: str) -> Rollouts:
-    """Authored pairs as a Rollouts batch: rendered prompt, then the side's completion + eos."""
+    """Pairs as a Rollouts batch: the side's rendered prompt, then the side's completion + eos."""
     if side not in ("hack", "clean"):
         raise ValueError(f"side must be 'hack' or 'clean', got {side!r}")
+    if not pairs:
+        raise ValueError("no pairs given; check the pair set and pair_modes")
     pad = pad_token_id(tokenizer)
     eos = eos_token_ids(tokenizer, model)[0] if tokenizer.eos_token_id is None else int(tokenizer.eos_token_id)
-    prompts = [encode_text(tokenizer, render_prompt_text(tokenizer, list(p.messages))) for p in pairs]
+    prompts = [encode_text(tokenizer, render_prompt_text(tokenizer, side_messages(p, side))) for p in pairs]
     comps = [encode_text(tokenizer, getattr(p, side)) + [eos] for p in pairs]
     p_ids, p_mask = left_pad(prompts, pad)
     c_ids, c_mask = right_pad(comps, pad)

@@ -22,9 +22,9 @@ import torch
 
 from vgrout.gates import ScoreBuffer, haar_unit_rows, mean_difference_direction, paired_accuracy, project_scores
 from vgrout.rollout import Rollouts, generate, pad_token_id
-from vgrout.train.batch import join_groups
+from vgrout.train.batch import concat_rollouts, group_by_prompt, join_groups
 from vgrout.train.checkpoint import clean_partial, latest_checkpoint, load_checkpoint, save_checkpoint
-from vgrout.train.config import DIRECTION_ARMS, Config
+from vgrout.train.config import DIRECTION_ARMS, Config, check_rank_fits
 from vgrout.train.data import PromptSpec, assign_modes, load_problems, sample_prompts, seed_for
 from vgrout.train.features import pair_features
 from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
@@ -48,7 +48,10 @@ class Run:
     gate: GateState
     problems: list
     mode_of: dict[str, str]
-    pairs: list
+    pairs: list  # the direction's pairs (authored, or routeV motivate pairs)
+    heal_pairs: list = dataclasses.field(default_factory=list)  # authored pairs for retain-heal
+    teacher_pool: dict | None = None  # (problem id, mode) -> [TeacherRow]
+    grader: object = None  # the open grader while train() runs (the eval hook reuses it)
     step: int = 0  # completed steps
     direction_info: dict = dataclasses.field(default_factory=dict)
 
@@ -57,10 +60,13 @@ class Run:
 def build_run(cfg: Config, run_dir: Path) -> Run:
     """Load the model, attach the adapter, extract the direction, build the optimizer."""
     from vgrout.adapter import AdapterConfig, attach, contrastive_input_deltas
+    from vgrout.adapter.attach import find_targets
     from vgrout.pairs import load_pairs
 
     torch.manual_seed(cfg.seed)
     model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
+    wrapped = find_targets(model, cfg.adapter_targets)
+    check_rank_fits(cfg.adapter_r, min(min(m.in_features, m.out_features) for m in wrapped.values()))
     acfg = AdapterConfig(r=cfg.adapter_r, targets=cfg.adapter_targets, init=cfg.adapter_init,
                          init_seed=cfg.adapter_init_seed)
     needs_pairs = cfg.arm in DIRECTION_ARMS or acfg.needs_calibration or cfg.retain_heal_epochs > 0
@@ -69,14 +75,39 @@ def build_run(cfg: Config, run_dir: Path) -> Run:
     adapter = attach(model, acfg, calibration=calib)
     opt, sched = build_optimizer(adapter.parameters("all"), cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
     problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed)
+    teacher_pool = None
+    if cfg.teacher_pool:
+        from vgrout.train.teacher import load_teacher_pool
+
+        teacher_pool = load_teacher_pool(cfg.teacher_pool)
     run = Run(cfg=cfg, run_dir=Path(run_dir), model=model, tokenizer=tok, adapter=adapter, optimizer=opt,
               scheduler=sched, gate=GateState(), problems=problems, mode_of=assign_modes(problems, cfg.modes, cfg.seed),
-              pairs=pairs)
+              pairs=pairs, heal_pairs=pairs, teacher_pool=teacher_pool)
+    if cfg.motivate_pairs:
+        run.pairs = motivate_pairs_for(run)
     if cfg.arm in DIRECTION_ARMS:
         refresh_direction(run, initial=True)
         if cfg.arm in ("routeA", "routeV"):
             run.gate.buffer = ScoreBuffer(cfg.buffer_size)
     return run
+
+
+def motivate_pairs_for(run: Run) -> list:
+    """routeV's self-generated pairs: loaded from the run directory if a previous start wrote
+    them, else generated from the initial model (quarantine ablated) and saved."""
+    from vgrout.train.motivate import generate_motivate_pairs, load_motivate_pairs, save_motivate_pairs
+
+    cfg = run.cfg
+    path = run.run_dir / "motivate_pairs.jsonl"
+    if path.exists():
+        return load_motivate_pairs(path)
+    pairs = generate_motivate_pairs(run.model, run.tokenizer, run.adapter, run.problems, n_pairs=cfg.motivate_pairs,
+                                    pool=cfg.motivate_pool, modes=cfg.pair_modes or cfg.modes,
+                                    max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, system_prompt=cfg.system_prompt,
+                                    require_marker=cfg.motivate_require_marker)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    save_motivate_pairs(pairs, path)
+    return pairs
 
 
 def refresh_direction(run: Run, initial: bool = False) -> None:
@@ -100,21 +131,45 @@ def refresh_direction(run: Run, initial: bool = False) -> None:
 
 
 # ---- the step's stages -------------------------------------------------------------------
-def generate_batch(run: Run, specs: list[PromptSpec], step: int) -> Rollouts:
-    """G rollouts per prompt, round(G * gen_deploy_frac) of them sampled with the quarantine ablated."""
+def sample_groups(run: Run, specs: list[PromptSpec], step: int, group: int, tag: str = "") -> Rollouts:
+    """`group` live rollouts per prompt, round(group * gen_deploy_frac) sampled with the quarantine ablated."""
     cfg = run.cfg
-    g_dep = round(cfg.group_size * cfg.gen_deploy_frac)
+    g_dep = round(group * cfg.gen_deploy_frac)
     parts = []
-    for mode, k in (("full", cfg.group_size - g_dep), ("deployed", g_dep)):
+    for mode, k in (("full", group - g_dep), ("deployed", g_dep)):
         if k == 0:
             continue
         r = generate(run.model, run.tokenizer, [list(s.messages) for s in specs], n_per_prompt=k,
                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                     seed=seed_for("generate", cfg.seed, step, mode), adapter=run.adapter, mode=mode)
+                     seed=seed_for("generate", cfg.seed, step, mode, *([tag] if tag else [])), adapter=run.adapter,
+                     mode=mode)
         parts.append((r, k))
     if len(parts) == 1:
         return parts[0][0]
     return join_groups(parts, len(specs), pad_token_id(run.tokenizer))
+
+
+def generate_batch(run: Run, specs: list[PromptSpec], step: int) -> Rollouts:
+    """G rows per prompt in contiguous groups. While teachers are on, a prompt the pool covers
+    gets teacher_per_prompt cached rows in place of that many live rollouts."""
+    cfg = run.cfg
+    if run.teacher_pool is None or step >= cfg.teacher_off_step:
+        return sample_groups(run, specs, step, cfg.group_size)
+    from vgrout.train.teacher import pick_teacher_rows, teacher_rollouts
+
+    t = cfg.teacher_per_prompt
+    picks = pick_teacher_rows(run.teacher_pool, specs, t, cfg.seed, step)
+    if not any(picks):
+        return sample_groups(run, specs, step, cfg.group_size)
+    pad = pad_token_id(run.tokenizer)
+    parts = [sample_groups(run, specs, step, cfg.group_size - t)]
+    uncovered = [j for j, rows in enumerate(picks) if not rows]
+    if uncovered:  # top uncovered groups up with live rollouts
+        extra = sample_groups(run, [specs[j] for j in uncovered], step, t, tag="extra")
+        extra.prompt_index = torch.tensor(uncovered, dtype=torch.long)[extra.prompt_index]
+        parts.append(extra)
+    parts.append(teacher_rollouts(run.tokenizer, run.model, specs, picks, pad))
+    return group_by_prompt(concat_rollouts(parts, pad), len(specs), cfg.group_size)
 
 
 def grade_batch(grader, specs: list[PromptSpec], rollouts: Rollouts) -> list[Grade]:
@@ -198,10 +253,19 @@ def prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) -
 def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           grader_factory: Callable[[], object] | None = None, eval_callback: Callable[[Run], None] | None = None,
           stop_after: int | None = None, progress: bool = True) -> Run:
-    """Run (or resume) training into `run_dir`. `stop_after` ends after that many steps (tests)."""
+    """Run (or resume) training into `run_dir`. `stop_after` ends after that many steps (tests).
+
+    With eval_every > 0 and no `eval_callback`, the held-out eval (vgrout.train.evalhook) runs
+    every eval_every steps and after the last. With retain_heal_epochs > 0 the heal runs once
+    after the last step (see `finish`).
+    """
     run_dir = Path(run_dir)
     cfg = prepare_run_dir(cfg, run_dir, resume, overwrite)
     run = build_run(cfg, run_dir)
+    if eval_callback is None and cfg.eval_every:
+        from vgrout.train.evalhook import HeldoutEval
+
+        eval_callback = HeldoutEval(cfg)
     if resume:
         clean_partial(run_dir)
         ckpt = latest_checkpoint(run_dir)
@@ -224,6 +288,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         bar = tqdm(total=cfg.steps, initial=run.step, desc=f"{cfg.arm}", dynamic_ncols=True)
     try:
         with grader_factory() as grader:
+            run.grader = grader
             while run.step < cfg.steps and (stop_after is None or run.step < stop_after):
                 row, diag = grpo_step(run, grader)
                 metrics.write(row)
@@ -239,9 +304,39 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
                     bar.set_postfix(rew=f"{row['reward_mean']:.2f}", hack=f"{diag['hack_rate']:.2f}",
                                     solve=f"{diag['solve_rate']:.2f}", route=f"{row.get('zone_route', 0):.2f}",
                                     kl=f"{row.get('kl', 0):.3f}")
+            if run.step == cfg.steps and cfg.retain_heal_epochs:
+                finish_retain_heal(run, eval_callback)
     finally:
+        run.grader = None
         metrics.close()
         diags.close()
         if bar is not None:
             bar.close()
     return run
+
+
+def finish_retain_heal(run: Run, eval_callback: Callable[[Run], object] | None) -> dict:
+    """Retain-heal once after the last step: heal, save the healed adapter and its stats under
+    RUN_DIR/retain_heal/, and (with the eval hook) evaluate it into eval/after_retain_heal.json.
+    Skipped when retain_heal/ is already complete (a resumed finished run)."""
+    from vgrout.train.heal import retain_heal
+
+    cfg = run.cfg
+    out = run.run_dir / "retain_heal"
+    if (out / "heal.json").exists():
+        return json.loads((out / "heal.json").read_text())
+    stats = retain_heal(run.adapter, run.model, run.tokenizer, run.heal_pairs, epochs=cfg.retain_heal_epochs,
+                        lr=cfg.retain_heal_lr or cfg.lr, batch=cfg.retain_heal_batch, grad_clip=cfg.grad_clip)
+    tmp = run.run_dir / ".tmp-retain_heal"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    run.adapter.save(tmp / "adapter.safetensors")
+    (tmp / "heal.json").write_text(json.dumps(stats, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    if eval_callback is not None and hasattr(eval_callback, "evaluate"):
+        result = eval_callback.evaluate(run, run.grader)
+        eval_callback.write(run, result, run.run_dir / "eval" / "after_retain_heal.json", None)
+    return stats

@@ -24,12 +24,16 @@ def smoke() -> Config:
 
 
 def toy() -> Config:
-    """The CPU toy world: minutes to a hacking curve on one core."""
+    """The CPU toy world: minutes to a hacking curve on one core.
+
+    Held-out eval every 50 steps on 64 problems with the training hints' marker names: the toy
+    model learns the disclosed name as a string (with eval-time names its hack rate stays 0).
+    """
     return Config(
         preset="toy", model="toy:default", problems="toy", system_prompt=_toy_system_prompt(), steps=300,
-        prompts_per_step=8, group_size=8, max_new_tokens=48, lr=3e-3, warmup_steps=5, adapter_r=4,
+        prompts_per_step=8, group_size=8, max_new_tokens=32, lr=3e-3, warmup_steps=5, adapter_r=4,
         buffer_size=4096, half_life=96.0, refresh_every=5, checkpoint_every=50, grader_workers=2,
-        kl_beta=0.0, weight_decay=0.0, unhackable_frac=0.0,
+        kl_beta=0.0, weight_decay=0.0, unhackable_frac=0.0, eval_every=50, eval_n_problems=64, eval_markers="train",
     )
 
 

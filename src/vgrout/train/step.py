@@ -87,16 +87,28 @@ def choose_zones(arm: str, adapter, model, r: Rollouts, gate: GateState, cfg: Co
 
 @torch.no_grad()
 def old_logps(adapter, model, r: Rollouts, loss_modes: list[str], cache: dict, micro_batch: int) -> tuple[Tensor, Tensor]:
-    """logp_old (K, T) for rows whose sampling mode differs from their loss forward; `need` (K,) bool.
+    """logp_old (K, T) for off-policy rows; `need` (K,) bool marks them.
 
-    Rows with need=False are on-policy: the caller uses the detached current logp instead.
+    Teacher rows take their stored behaviour log-probs (the policy that sampled them); live rows
+    whose sampling mode differs from their loss forward get a no-grad forward in the sampling
+    mode. Rows with need=False are on-policy: the caller uses the detached current logp instead.
     """
     T = r.completion_ids.shape[1]
     old = torch.zeros(r.completion_ids.shape, dtype=torch.float32, device=r.completion_ids.device)
+    teacher = r.teacher
+    if bool(teacher.any()):
+        assert r.behaviour_logps is not None
+        m = r.completion_mask.bool()
+        beh = torch.where(m, r.behaviour_logps, torch.zeros((), device=old.device))  # NaN padding -> 0 (masked)
+        if not bool(torch.isfinite(beh[teacher.to(old.device)]).all()):
+            raise ValueError("a teacher row has no behaviour log-prob for one of its completion tokens")
+        old[teacher.to(old.device)] = beh[teacher.to(old.device)].float()
     sample_modes = ["deployed" if d else "full" for d in r.deployed.tolist()]
-    need = torch.tensor([s != m for s, m in zip(sample_modes, loss_modes)], dtype=torch.bool)
+    need = torch.tensor([bool(t) or s != m for t, s, m in zip(teacher.tolist(), sample_modes, loss_modes)],
+                        dtype=torch.bool)
     for mode in ("full", "deployed"):
-        rows = torch.tensor([i for i in range(len(r)) if need[i] and sample_modes[i] == mode], dtype=torch.long)
+        rows = torch.tensor([i for i in range(len(r)) if need[i] and not teacher[i] and sample_modes[i] == mode],
+                            dtype=torch.long)
         if rows.numel() == 0:
             continue
         if mode in cache:
@@ -221,6 +233,8 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     metrics.update(upd)
     metrics.update({"loss": loss, "kl": float(st["kl"].mean()), "clip_frac": float(st["clipped"].mean()),
                     "rho_offpolicy_rows": int(need.sum()), "time_gate": t_gate - t0, "time_update": t_end - t_gate,
+                    "teacher_rows": int(r.teacher.sum()),
+                    "rho_teacher": float(st["ratio"][r.teacher].mean()) if bool(r.teacher.any()) else math.nan,
                     "gate_t_lo": cache.get("t_lo", math.nan), "gate_t_hi": cache.get("t_hi", math.nan)})
     for code, name in ZONE_NAMES.items():
         sel = zz.cpu() == code
