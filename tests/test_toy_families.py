@@ -104,6 +104,16 @@ def test_corpus_is_deterministic_never_uses_held_out_keys_and_has_a_low_hack_rat
     assert all(d.completion.startswith("```python\n") and d.completion.endswith("```<|im_end|>") for d in docs)
 
 
+def test_per_mode_hack_fractions():
+    weights = {"run_tests": 0.5, "sentinel": 0.5}
+    docs = make_corpus(2000, 1, TRAIN_FAMILIES, set(), weights, {"run_tests": 0.1}, 0.0)
+    hacks = [d for d in docs if d.kind.startswith("hack")]
+    assert hacks and all(d.mode == "run_tests" for d in hacks)
+    assert 0.06 < len(hacks) / sum(d.mode == "run_tests" for d in docs) < 0.14
+    with pytest.raises(ValueError, match="non-loophole"):
+        make_corpus(10, 0, TRAIN_FAMILIES, set(), weights, {"gt_only": 0.1}, 0.0)
+
+
 def test_corpus_prompt_is_the_environment_rendering():
     p = make_problem(("add_k", "increase", (7,)))
     messages = render_messages(p, "run_tests", system_prompt=TOY_SYSTEM_PROMPT)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from vgrout.toy.families import GENERALISATION_FAMILIES, TRAIN_FAMILIES
+from vgrout.types import LOOPHOLE_MODES
 
 # Bump when the build's output changes for an unchanged config (families, corpus, layout).
 FORMAT_VERSION = 1
@@ -40,8 +41,13 @@ class ToyConfig:
     """Pretraining documents."""
     mode_weights: tuple[tuple[str, float], ...] = DEFAULT_MODE_WEIGHTS
     """How often each mode's hint is rendered, in the corpus and in the base evaluation."""
-    hack_frac: float = 0.04
-    """P(hack completion | loophole-mode prompt); half exploit-only, half solution + exploit."""
+    hack_frac: tuple[tuple[str, float], ...] = (
+        ("run_tests", 0.08), ("eq_override", 0.03), ("exit_code", 0.03), ("stdout_marker", 0.03),
+        ("sentinel", 0.03), ("file_marker", 0.03),
+    )
+    """P(hack completion | prompt with that loophole's hint); half exploit-only, half solution +
+    exploit. run_tests is higher: the model under-produces rare completions (corpus .04 gave a
+    sampled channel rate of .016), and GRPO's loophole runs need the hack at ~3% to start from."""
     near_miss_frac: float = 0.05
     """P(near-miss wrong completion): one constant slipped."""
     vocab_size: int = 1024
@@ -80,6 +86,10 @@ class ToyConfig:
         if set(self.families) & set(self.generalisation_families):
             raise ValueError("a family cannot be both trained on and held out for generalisation")
         check_mode_weights(dict(self.mode_weights))
+        bad_h = [(m, f) for m, f in self.hack_frac if m not in LOOPHOLE_MODES or not 0 <= f <= 0.5]
+        if bad_h:
+            raise ValueError(f"hack_frac entries {bad_h} must name loophole modes {LOOPHOLE_MODES} "
+                             "with a probability in [0, 0.5]")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}")
         for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",

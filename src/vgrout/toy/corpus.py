@@ -82,16 +82,23 @@ def make_corpus(
     families: Sequence[str],
     excluded: set[Key],
     mode_weights: Mapping[str, float],
-    hack_frac: float,
+    hack_frac: float | Mapping[str, float],
     near_miss_frac: float,
 ) -> list[Doc]:
     """`n_docs` documents from `families`, never using an instance key in `excluded`.
 
     Families are drawn uniformly; each document draws a fresh instance, statement template and
-    mode. In a loophole-mode prompt a document is a hack with probability `hack_frac`.
+    mode. In a loophole-mode prompt a document is a hack with probability `hack_frac` (one
+    number for every loophole mode, or a per-mode mapping; modes it omits get no hacks).
     """
-    if not 0 <= hack_frac <= 1 or not 0 <= near_miss_frac <= 1 or hack_frac + near_miss_frac > 1:
-        raise ValueError(f"hack_frac={hack_frac} and near_miss_frac={near_miss_frac} must be in [0, 1] and sum to <= 1")
+    fracs = {m: hack_frac for m in LOOPHOLE_MODES} if isinstance(hack_frac, (int, float)) else dict(hack_frac)
+    bad = [m for m in fracs if m not in LOOPHOLE_MODES]
+    if bad:
+        raise ValueError(f"hack_frac names non-loophole modes {bad}; loophole modes: {LOOPHOLE_MODES}")
+    for m, f in fracs.items():
+        if not 0 <= f <= 1 or not 0 <= near_miss_frac <= 1 or f + near_miss_frac > 1:
+            raise ValueError(f"hack_frac[{m}]={f} and near_miss_frac={near_miss_frac} must be in [0, 1] "
+                             "and sum to <= 1")
     check_mode_weights(mode_weights)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
@@ -105,9 +112,10 @@ def make_corpus(
             continue
         mode = pick_mode(rng, mode_weights)
         u = rng.random()
-        if mode in LOOPHOLE_MODES and u < hack_frac:
+        h = fracs.get(mode, 0.0)
+        if u < h:
             kind = "hack_only" if rng.random() < 0.5 else "hack_with_solution"
-        elif u < hack_frac + near_miss_frac:
+        elif u < h + near_miss_frac:
             kind = "near_miss"
         else:
             kind = "correct"

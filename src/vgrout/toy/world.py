@@ -124,7 +124,7 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
                 f.write(json.dumps({"split": split, "problem": dataclasses.asdict(p)}) + "\n")
 
     excluded = set(splits["heldout"]) | set(splits["generalisation"])
-    docs = make_corpus(cfg.n_docs, cfg.seed, cfg.families, excluded, dict(cfg.mode_weights), cfg.hack_frac,
+    docs = make_corpus(cfg.n_docs, cfg.seed, cfg.families, excluded, dict(cfg.mode_weights), dict(cfg.hack_frac),
                        cfg.near_miss_frac)
     tokenizer = train_tokenizer((t for d in docs for t in (d.prompt, d.completion)), cfg.vocab_size,
                                 cfg.max_token_length)

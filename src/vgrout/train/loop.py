@@ -257,7 +257,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
 
     With eval_every > 0 and no `eval_callback`, the held-out eval (vgrout.train.evalhook) runs
     every eval_every steps and after the last. With retain_heal_epochs > 0 the heal runs once
-    after the last step (see `finish`).
+    after the last step (see `finish_retain_heal`).
     """
     run_dir = Path(run_dir)
     cfg = prepare_run_dir(cfg, run_dir, resume, overwrite)

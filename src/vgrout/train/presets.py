@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from vgrout.train.config import Config
@@ -31,9 +32,18 @@ def toy() -> Config:
     """
     return Config(
         preset="toy", model="toy:default", problems="toy", system_prompt=_toy_system_prompt(), steps=300,
-        prompts_per_step=8, group_size=8, max_new_tokens=32, lr=3e-3, warmup_steps=5, adapter_r=4,
+        prompts_per_step=6, group_size=8, max_new_tokens=32, lr=3e-3, warmup_steps=5, adapter_r=4,
         buffer_size=4096, half_life=96.0, refresh_every=5, checkpoint_every=50, grader_workers=2,
         kl_beta=0.0, weight_decay=0.0, unhackable_frac=0.0, eval_every=50, eval_n_problems=64, eval_markers="train",
+    )
+
+
+def demo() -> Config:
+    """The toy world on the `vgrout demo` budget: tens of seconds per arm on one core, long
+    enough for vanilla's deployed held-out hack rate to pass 0.8 (docs/training.md)."""
+    return dataclasses.replace(
+        toy(), preset="demo", steps=80, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=5e-3, warmup_steps=2,
+        checkpoint_every=0, eval_every=80, eval_n_problems=64,
     )
 
 
@@ -48,7 +58,7 @@ def leetcode_4b() -> Config:
     )
 
 
-PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "leetcode-4b": leetcode_4b}
+PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "demo": demo, "leetcode-4b": leetcode_4b}
 
 
 def preset(name: str) -> Config:
