@@ -1,0 +1,133 @@
+"""`vgrout demo`: the whole story on a laptop CPU, one command.
+
+    build the toy world (cached) -> for each seed, for each arm: GRPO on the run_tests loophole
+    -> held-out eval as-trained and deployed (written by the trainer's eval hook)
+    -> runs/demo/report.md + PNGs (vgrout.report.compare) -> a summary table on stdout
+
+Arms: vanilla (the phenomenon), routeA (the method), routeA with a Haar-random direction
+(the placebo), absorb (the gate pinned to absorb) and, when asked for, absorb with the
+signed-CorDA init. Every run is resumable: a demo killed half way picks up where it stopped
+(finished runs are kept, a half-finished run resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+# arm label -> Config overrides (on top of the `demo` preset and the seed)
+ARMS: dict[str, dict[str, object]] = {
+    "vanilla": {"arm": "vanilla"},
+    "routeA": {"arm": "routeA"},
+    "routeA-placebo": {"arm": "routeA", "placebo_seed": 1000},
+    "absorb": {"arm": "absorb"},
+    "absorb+scorda": {"arm": "absorb", "adapter_init": "scorda"},
+    "routeV": {"arm": "routeV"},
+}
+DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb")
+
+
+def run_is_finished(run_dir: Path, steps: int) -> bool:
+    """A run is done when its final-step eval exists (the trainer writes it after the last checkpoint)."""
+    return (run_dir / "eval" / f"step_{steps:06d}.json").is_file()
+
+
+def train_one(cfg, run_dir: Path) -> str:
+    """Train (or resume, or skip) one run; returns what was done."""
+    from vgrout.train.loop import train
+
+    if run_is_finished(run_dir, cfg.steps):
+        return "cached"
+    if (run_dir / "config.json").is_file():
+        saved = json.loads((run_dir / "config.json").read_text())
+        if saved != json.loads(cfg.to_json()):
+            raise SystemExit(f"vgrout demo: {run_dir} holds a run with another config; "
+                             "pass --fresh to start the demo over, or another --out")
+        train(None, run_dir, resume=True, progress=False)
+        return "resumed"
+    train(cfg, run_dir, progress=False)
+    return "trained"
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Plain-text table of per-arm means ± SEM (from `vgrout.report.compare.summarise`)."""
+    head = f"{'arm':<18} {'n':>2}  {'deployed hack':>15}  {'deployed solve':>15}  {'as-trained hack':>15}  {'as-trained solve':>16}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cell = lambda k: f"{r[k]:.3f} ± {r[k + '_sem']:.3f}"  # noqa: E731
+        lines.append(f"{r['arm']:<18} {len(r['seeds']):>2}  {cell('deployed_hack'):>15}  {cell('deployed_solve'):>15}  "
+                     f"{cell('as_trained_hack'):>15}  {cell('as_trained_solve'):>16}")
+    return "\n".join(lines)
+
+
+def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool) -> Path:
+    """Run every (arm, seed), then write the comparison report; returns the report path."""
+    import shutil
+
+    from tqdm import tqdm
+
+    from vgrout.report.compare import build_report, summarise
+    from vgrout.toy import toy_world
+    from vgrout.train.presets import preset
+
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"vgrout demo: unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    base = preset("demo").with_overrides(overrides)
+    print("[1/3] toy world (built once, then cached)")
+    toy_world(base.model.split(":", 1)[1], progress=True)
+    print(f"[2/3] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each")
+    run_dirs = []
+    bar = tqdm(total=len(arms) * len(seeds), desc="runs", dynamic_ncols=True)
+    for seed in seeds:
+        for arm in arms:
+            cfg = base.with_overrides({**ARMS[arm], "seed": seed})
+            run_dir = out / f"{arm}_s{seed}"
+            bar.set_postfix_str(f"{arm} seed {seed}")
+            what = train_one(cfg, run_dir)
+            bar.write(f"  {run_dir.name}: {what}")
+            run_dirs.append(run_dir)
+            bar.update(1)
+    bar.close()
+    print("[3/3] report")
+    report = build_report(run_dirs, out / "report.md")
+    print()
+    print(summary_table(summarise(run_dirs)))
+    print(f"\nreport: {report}\nplots:  {', '.join(str(p) for p in sorted(out.glob('*.png')))}")
+    print(f"demo wall time: {time.perf_counter() - t0:.0f} s")
+    return report
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vgrout.train.cli import parse_sets, pin_threads
+
+    pin_threads(args.threads)
+    try:
+        overrides = parse_sets(args.set or [])
+        if args.steps is not None:
+            overrides["steps"] = str(args.steps)
+            overrides["eval_every"] = str(args.steps)
+        run_demo(Path(args.out), tuple(args.arms.split(",")), tuple(int(s) for s in args.seeds.split(",")),
+                 overrides, args.fresh)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise SystemExit(f"vgrout demo: {exc}") from None
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("demo", help="the toy-world demo: every arm x 3 seeds, evaluated, one report",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/demo", help="where the runs and report.md go (default runs/demo)")
+    p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, from: {', '.join(ARMS)}")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the demo preset's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a demo-preset Config field")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
+    p.set_defaults(func=_run)
