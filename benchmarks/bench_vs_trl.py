@@ -18,8 +18,9 @@ The learning rate is tiny (1e-6 by default) so every arm samples from the same s
 policy and completion lengths stay comparable; the mean completion length of every arm is
 reported to show it.
 
-TRL runs in a worker thread driven by a callback that blocks at each step's start until the
-driver hands it the turn, so TRL's own `train()` loop runs unmodified.
+Each TRL arm runs in a child process (with its own Grader of the same settings) driven by a
+callback that blocks at each step's start until the driver hands it the turn, so TRL's own
+`train()` loop runs unmodified and no two arms ever compute at once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class StepTiming:
     seconds: float
     completion_tokens: int  # generated tokens in the step, eos included, padding excluded
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (vgrout arms only)
+    live_rows: int | None = None  # rows in the update after dropping zero-variance groups (vgrout arms only)
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,7 @@ class VgroutArm:
         phases = {"generate": metrics["time_generate"], "grade": metrics["time_grade"], **self.clock.take()}
         phases["other"] = seconds - sum(phases.values())
         tokens = round(metrics["completion_len"] * self.run.cfg.rollouts_per_step)
-        return StepTiming(seconds, tokens, phases)
+        return StepTiming(seconds, tokens, phases, live_rows=int(metrics["rows_live"]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,6 +314,9 @@ def summarise(timings: dict[str, list[StepTiming]], n_rollouts: int) -> dict:
             "completion_tok_per_s": statistics.median(t.completion_tokens / t.seconds for t in ts),
             "phases_median_s": {k: statistics.median(t.phases.get(k, 0.0) for t in ts) for k in phases},
         }
+        live = [t.live_rows for t in ts if t.live_rows is not None]
+        if live:
+            out[name]["mean_live_row_frac"] = statistics.mean(live) / n_rollouts
     return out
 
 

@@ -52,7 +52,8 @@ def grader():
 def test_completion_text_plain_and_conversational():
     assert completion_text("abc") == "abc"
     assert completion_text([{"role": "assistant", "content": "x = 1"}]) == "x = 1"
-    parts = [{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}]}]
+    parts = [{"role": "assistant",
+              "content": [{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}]}]
     assert completion_text(parts) == "ab"
     with pytest.raises(ValueError, match="no assistant message"):
         completion_text([{"role": "user", "content": "hi"}])
