@@ -42,8 +42,8 @@ def demo() -> Config:
     """The toy world on the `vgrout demo` budget: tens of seconds per arm on one core, long
     enough for vanilla's deployed held-out hack rate to pass 0.8 (docs/training.md)."""
     return dataclasses.replace(
-        toy(), preset="demo", steps=80, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=5e-3, warmup_steps=2,
-        checkpoint_every=0, eval_every=80, eval_n_problems=64,
+        toy(), preset="demo", steps=60, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=5e-3, warmup_steps=2,
+        checkpoint_every=0, eval_every=60, eval_n_problems=64,
     )
 
 
