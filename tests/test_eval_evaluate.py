@@ -11,7 +11,7 @@ import torch
 
 from vgrout.env import Grader, eval_marker_for
 from vgrout.eval.results import SCHEMA, read_eval
-from vgrout.eval.stats import wilson_interval
+from vgrout.stats import wilson_interval
 from vgrout.types import Problem
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from vgrout.eval.stats import (
+from vgrout.stats import (
     Confusion, auroc, f_beta, mean_sem, paired_test, sign_flip_p, student_t_sf, wilson_interval,
 )
 

@@ -1,7 +1,7 @@
 """Held-out evaluation: hack and solve rates as-trained (quarantine on) and deployed
 (quarantine ablated), per mode and overall, with Wilson intervals.
 
-`vgrout.eval.stats`, `vgrout.eval.tally` and `vgrout.eval.results` are torch-free, so
+`vgrout.stats`, `vgrout.eval.tally` and `vgrout.eval.results` are torch-free, so
 `vgrout.report` reads them without importing torch. `evaluate` and `evaluate_run` need
 torch (generation); they are loaded on first attribute access for that reason.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
-from vgrout.eval.stats import wilson_interval
+from vgrout.stats import wilson_interval
 from vgrout.types import Grade
 
 

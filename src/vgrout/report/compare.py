@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from vgrout.eval.stats import PairedTest, mean_sem, paired_test
+from vgrout.stats import PairedTest, mean_sem, paired_test
 from vgrout.report import gate, plots
 from vgrout.report.rundir import PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms, placebo_base
 

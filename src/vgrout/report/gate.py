@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from vgrout.eval.stats import Confusion, auroc
+from vgrout.stats import Confusion, auroc
 
 ZONE_CODES = {0: "keep", 1: "absorb", 2: "route", "keep": "keep", "absorb": "absorb", "route": "route"}
 

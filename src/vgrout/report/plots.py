@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be set first)
 
-from vgrout.eval.stats import mean_sem  # noqa: E402
+from vgrout.stats import mean_sem  # noqa: E402
 from vgrout.report import gate  # noqa: E402
 from vgrout.report.rundir import RunData  # noqa: E402
 

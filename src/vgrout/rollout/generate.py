@@ -1,7 +1,10 @@
 """Batched sampling with a KV cache: chat messages -> `Rollouts` (ids, masks, texts).
 
-One forward per new token for the whole batch (every prompt x every sample), with an
-explicit `torch.Generator` so sampling is seeded and never touches the global RNG. When an
+One forward per new token for the whole batch (every prompt x every sample). Each prompt
+group draws from its own `torch.Generator`, seeded from (seed, the group's global index), so
+sampling never touches the global RNG and a group's completions do not depend on which other
+groups share the batch: a data-parallel rank that samples groups [a, b) of a step gets the
+rows a single process gets for them. When an
 adapter is given, its active blocks are folded into the base weights for the whole call
 (`adapter.merged(mode)`), so generation costs what the bare model costs.
 
@@ -13,6 +16,8 @@ positions.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -71,16 +76,33 @@ def _filter_logits(logits: Tensor, temperature: float, top_k: int, top_p: float)
     return logits
 
 
+def group_seed(seed: int, group_index: int) -> int:
+    """The sampling seed of one prompt group: a 63-bit hash of (seed, global group index)."""
+    digest = hashlib.sha256(f"group:{int(seed)}:{int(group_index)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def group_generators(seed: int, group_index: Sequence[int], device) -> list[torch.Generator]:
+    """One generator per prompt group, each a pure function of (seed, group_index[p])."""
+    return [torch.Generator(device=device).manual_seed(group_seed(seed, g)) for g in group_index]
+
+
 @torch.inference_mode()
 def sample_tokens(
     model, prompt_ids: Tensor, prompt_mask: Tensor, max_new_tokens: int, eos_ids: list[int], pad_id: int,
-    *, temperature: float, top_p: float, top_k: int, generator: torch.Generator,
+    *, temperature: float, top_p: float, top_k: int, generators: Sequence[torch.Generator],
 ) -> Tensor:
-    """Sample (N, T <= max_new_tokens) completion ids from left-padded prompts; rows stop at their first eos."""
+    """Sample (N, T <= max_new_tokens) completion ids from left-padded prompts; rows stop at their first eos.
+
+    Rows come in len(generators) contiguous groups of N / len(generators); group p draws its
+    tokens from generators[p] only."""
     from transformers import DynamicCache
 
     device = prompt_ids.device
     n = prompt_ids.shape[0]
+    if not generators or n % len(generators):
+        raise ValueError(f"{n} rows do not split into {len(generators)} equal prompt groups")
+    g = n // len(generators)  # rows per group
     mask = prompt_mask.clone()  # (N, L) grows by one column per step
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (N, Lp)
     cache = DynamicCache()
@@ -95,7 +117,8 @@ def sample_tokens(
             nxt = logits.argmax(-1)
         else:
             probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), -1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (N,)
+            nxt = torch.cat([torch.multinomial(probs[p * g:(p + 1) * g], 1, generator=gen)
+                             for p, gen in enumerate(generators)]).squeeze(-1)  # (N,)
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         out.append(nxt)
         done = done | torch.isin(nxt, eos)
@@ -117,11 +140,15 @@ def completion_mask_from_ids(completion_ids: Tensor, eos_ids: list[int]) -> Tens
 def generate(
     model, tokenizer, prompts: list[list[dict]], n_per_prompt: int, max_new_tokens: int,
     temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, adapter=None, mode: str = "full",
+    group_index: Sequence[int] | None = None,
 ) -> Rollouts:
     """Sample `n_per_prompt` completions for each chat prompt -> Rollouts with N = len(prompts) * n_per_prompt.
 
     `mode` ("full" | "deployed") picks the adapter blocks folded in for sampling; it needs an
-    adapter when "deployed". Deterministic for a given seed on CPU.
+    adapter when "deployed". `group_index` (P,) names each prompt's global group (default
+    0..P-1): prompt p samples from a generator seeded by (seed, group_index[p]), so the same
+    (seed, index) gives the same completions whatever else is in the batch (up to float
+    differences of the batched forward). Deterministic for a given seed on CPU.
     """
     if mode not in ("full", "deployed"):
         raise ValueError(f"mode must be 'full' or 'deployed', got {mode!r}")
@@ -131,20 +158,25 @@ def generate(
         raise ValueError(f"n_per_prompt and max_new_tokens must be >= 1, got {n_per_prompt}, {max_new_tokens}")
     if temperature < 0 or not 0.0 < top_p <= 1.0 or top_k < 0:
         raise ValueError(f"bad sampling settings temperature={temperature}, top_p={top_p}, top_k={top_k}")
+    if group_index is None:
+        group_index = range(len(prompts))
+    group_index = [int(i) for i in group_index]
+    if len(group_index) != len(prompts):
+        raise ValueError(f"group_index has {len(group_index)} entries for {len(prompts)} prompts; give one per prompt")
     device = next(model.parameters()).device
     p_ids, p_mask = render_prompts(tokenizer, prompts)  # (P, Lp)
     prompt_ids = p_ids.repeat_interleave(n_per_prompt, 0).to(device)  # (N, Lp)
     prompt_mask = p_mask.repeat_interleave(n_per_prompt, 0).to(device)
     eos_ids = eos_token_ids(tokenizer, model)
     pad_id = pad_token_id(tokenizer)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    gens = group_generators(seed, group_index, device)
     merged = adapter.merged(mode) if adapter is not None else contextlib.nullcontext()
     was_training = model.training
     model.eval()
     try:
         with merged:
             completion_ids = sample_tokens(model, prompt_ids, prompt_mask, max_new_tokens, eos_ids, pad_id,
-                                           temperature=temperature, top_p=top_p, top_k=top_k, generator=gen)
+                                           temperature=temperature, top_p=top_p, top_k=top_k, generators=gens)
     finally:
         model.train(was_training)
     completion_mask = completion_mask_from_ids(completion_ids, eos_ids)  # (N, T)

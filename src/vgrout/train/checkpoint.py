@@ -73,15 +73,18 @@ def clean_partial(run_dir: Path) -> list[Path]:
     return gone
 
 
-def load_checkpoint(d: Path, adapter) -> tuple[int, dict]:
-    """Load the adapter in place; return (step, trainer state). Restores the global RNG states."""
+def load_checkpoint(d: Path, adapter, map_location: str | torch.device | None = None) -> tuple[int, dict]:
+    """Load the adapter in place; return (step, trainer state). Restores the global RNG states.
+
+    `map_location` places the trainer-state tensors (e.g. "cpu", so a checkpoint written by
+    rank 0 on one GPU loads on any rank or on a CPU)."""
     if not is_complete(d):
         raise ValueError(f"{d} is not a complete checkpoint (needs adapter.safetensors, trainer_state.pt, state.json)")
     step = int(json.loads((d / "state.json").read_text())["step"])
     adapter.load(d / "adapter.safetensors")
-    state = torch.load(d / "trainer_state.pt", weights_only=False)
+    state = torch.load(d / "trainer_state.pt", weights_only=False, map_location=map_location)
     rng = state.pop("rng")
-    torch.set_rng_state(rng["torch"])
+    torch.set_rng_state(rng["torch"].cpu())
     random.setstate(rng["python"])
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])

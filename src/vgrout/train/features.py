@@ -7,10 +7,14 @@ authored pairs are turned into the same (prompt ids, completion ids) layout as l
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+
 import torch
 from torch import Tensor
 
 from vgrout.rollout import Rollouts, left_pad, pad_token_id, per_token_logps, render_prompt_text, right_pad
+from vgrout.rollout.logps import ForwardContext, completion_logps
 from vgrout.rollout.tokens import encode_text, eos_token_ids
 from vgrout.train.batch import chunks
 from vgrout.types import HackPair
@@ -21,23 +25,69 @@ def completion_positions(r: Rollouts) -> Tensor:
     return torch.cat([torch.zeros_like(r.prompt_mask), r.completion_mask], 1).bool()
 
 
+def adapter_context(adapter, mode: str = "full", zones: Tensor | None = None,
+                    around_completion: Callable[[str, Tensor], AbstractContextManager] | None = None) -> ForwardContext:
+    """A `completion_logps` context: adapter mode, per-row zones (n,) (sliced to the forward's
+    rows, so a unit's prompt runs in its rows' zone), and an extra context on the forward(s)
+    that see the completion tokens ("whole" or "completion", never "prompt")."""
+    @contextmanager
+    def ctx(part: str, rows: Tensor) -> Iterator[None]:
+        with ExitStack() as stack:
+            if mode != "full":
+                stack.enter_context(adapter.mode(mode))
+            if zones is not None:
+                stack.enter_context(adapter.zones(zones[rows.to(zones.device)]))
+            if around_completion is not None and part != "prompt":
+                stack.enter_context(around_completion(part, rows))
+            yield
+    return ctx
+
+
+def count_rows(stats: dict | None, n: int, prompt_rows: int) -> None:
+    """Tally one forward's rows: `rows_shared_prompt` (prompt run once per unit) or `rows_plain`,
+    and `prompt_rows_run` (prompt rows actually computed)."""
+    if stats is None:
+        return
+    key = "rows_shared_prompt" if prompt_rows < n else "rows_plain"
+    stats[key] = stats.get(key, 0) + n
+    stats["prompt_rows_run"] = stats.get("prompt_rows_run", 0) + prompt_rows
+
+
 @torch.no_grad()
-def act_features(adapter, model, r: Rollouts, micro_batch: int) -> tuple[Tensor, Tensor]:
-    """Deployed-mode forward: pooled bottlenecks (N, M, r) and deployed log-probs (N, T), no grad."""
+def act_features(adapter, model, r: Rollouts, micro_batch: int, share_prompt: bool = True,
+                 stats: dict | None = None) -> tuple[Tensor, Tensor]:
+    """Deployed-mode forward: pooled bottlenecks (N, M, r) and deployed log-probs (N, T), no grad.
+
+    Pooling covers completion tokens only, so with a shared prompt the capture sits on the
+    completion forward alone (mask (n, T)); the plain forward pools over (n, Lp + T).
+    """
     feats, logps = [], []
-    T = r.completion_ids.shape[1]
-    ids, att, pos = r.input_ids, r.attention_mask, completion_positions(r)
+    whole = completion_positions(r)  # (N, Lp + T)
     for sl in chunks(len(r), micro_batch):
-        with adapter.mode("deployed"), adapter.capture_bottleneck(pos[sl]) as cap:
-            logps.append(per_token_logps(model, ids[sl], att[sl], T))
-        feats.append(cap.pooled)
+        caps = []
+
+        @contextmanager
+        def capture(part: str, rows: Tensor, sl=sl) -> Iterator[None]:
+            mask = whole[sl] if part == "whole" else r.completion_mask[sl].bool()
+            with adapter.capture_bottleneck(mask) as cap:
+                caps.append(cap)
+                yield
+
+        lp, run = completion_logps(model, r.prompt_ids[sl], r.prompt_mask[sl], r.completion_ids[sl],
+                                   r.completion_mask[sl], share_prompt=share_prompt,
+                                   context=adapter_context(adapter, "deployed", around_completion=capture))
+        count_rows(stats, lp.shape[0], run)
+        logps.append(lp)
+        feats.append(caps[0].pooled)
     return torch.cat(feats), torch.cat(logps)
 
 
-def grad_features(adapter, model, r: Rollouts, micro_batch: int) -> Tensor:
+def grad_features(adapter, model, r: Rollouts, micro_batch: int, stats: dict | None = None) -> Tensor:
     """Per-row gradient of the mean completion NLL in the deployed bottleneck (N, M, r).
 
     One grad-enabled forward and a backward into the probes only; parameter .grad is untouched.
+    Always the plain forward (counted as such): the probe's per-row gradient includes the
+    row's prompt positions, and a prompt shared by G rows would sum their gradients there.
     """
     out = []
     T = r.completion_ids.shape[1]
@@ -47,6 +97,7 @@ def grad_features(adapter, model, r: Rollouts, micro_batch: int) -> Tensor:
             lp = per_token_logps(model, ids[sl], att[sl], T)  # (n, T)
             nll = -(lp * m[sl]).sum(1) / m[sl].sum(1).clamp(min=1.0)  # (n,)
             out.append(probe.per_row(nll).detach())
+        count_rows(stats, len(ids[sl]), len(ids[sl]))
     return torch.cat(out)
 
 
