@@ -64,10 +64,12 @@ def make_run(root: Path, arm: str, seed: int, hacks: dict[int, tuple[int, int]],
         row = oracle_diagnostics(grades, [True] * 16, torch.zeros(16, dtype=torch.bool),
                                  torch.ones(16, dtype=torch.bool), zones, score, adv)
         row["step"] = step
-        if per_rollout:  # the per-rollout fields vgrout.report.gate reads for pooled statistics
-            row.update({"gate_score": [None if math.isnan(x) else x for x in score.tolist()],
-                        "zone": zones.tolist(), "hack": hack, "advantage": adv.tolist(),
-                        "live": [True] * 16})
+        if not per_rollout:  # a run that logged only the aggregates: drop the trainer's per-rollout lists
+            for key in ("gate_score", "zone", "hack", "advantage", "live"):
+                row.pop(key, None)
+        elif gate_quality is not None:  # the trainer logs the per-rollout fields vgrout.report.gate pools
+            assert row["gate_score"] == [None if math.isnan(x) else x for x in score.tolist()]
+            assert row["zone"] == zones.tolist() and row["hack"] == list(hack)
         sink.write(row)
     sink.close()
     for step in hacks:

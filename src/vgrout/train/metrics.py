@@ -85,4 +85,10 @@ def oracle_diagnostics(grades: Sequence[Grade], hackable: Sequence[bool], deploy
         "gate_route_f05": f_beta(zones[pos] == ROUTE, hack[pos], 0.5) if bool(pos.any()) else math.nan,
         "route_share_of_hacks": rate(zones == ROUTE, live & hack),
     }
+    if not bool(torch.isnan(scores).all()):  # gated arms: per-rollout rows for pooled gate diagnostics
+        out.update({
+            "gate_score": [None if math.isnan(s) else s for s in scores.tolist()],
+            "zone": [int(z) for z in zones.tolist()], "hack": [bool(h) for h in hack.tolist()],
+            "advantage": [float(a) for a in advantages.tolist()], "live": [bool(x) for x in live.tolist()],
+        })
     return out
