@@ -17,29 +17,11 @@ STATES = ("as_trained", "deployed")
 _STEP_FILE = re.compile(r"^step_(\d{6,})\.json$")
 
 
-def write_json_atomic(path: str | Path, obj: dict) -> Path:
-    """Write `obj` as JSON to `path` via a temp file in the same folder and os.replace, so a
-    crash never leaves a half-written result that a report would then read."""
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` via a temp file in the same folder and os.replace, so a crash
+    never leaves a half-written result that a report would then read."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=False, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:
-    """Rewrite `path` with `rows` (one JSON object a line) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -50,6 +32,16 @@ def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(path: str | Path, obj: dict) -> Path:
+    """Write `obj` as indented JSON, atomically."""
+    return write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=True) + "\n")
+
+
+def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:
+    """Rewrite `path` with `rows` (one JSON object a line) atomically."""
+    return write_text_atomic(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows))
 
 
 def make_result(*, settings: dict, problems: list[dict], states: dict[str, dict]) -> dict:
