@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 
 from vgrout.env.modes import EVAL_MARKERS, TRAIN_MARKER
 
@@ -81,7 +82,9 @@ def run_tests_name(markers: str, eval_marker: str | None, problem_id: str) -> st
 def find_test_function(code: str, name: str) -> tuple[str, bool] | None:
     """(source of `def name`, is_method) if the code defines it at top level or in `Solution`."""
     try:
-        tree = ast.parse(code)
+        with warnings.catch_warnings():  # model code's SyntaxWarnings are not ours to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     for node in tree.body:

@@ -16,7 +16,7 @@ from torch import Tensor
 from vgrout.rollout import Rollouts, left_pad, pad_token_id, per_token_logps, render_prompt_text, right_pad
 from vgrout.rollout.logps import ForwardContext, completion_logps
 from vgrout.rollout.tokens import encode_text, eos_token_ids
-from vgrout.train.batch import chunks
+from vgrout.train.batch import chunks, concat_rollouts, select_rows
 from vgrout.types import HackPair
 
 
@@ -134,11 +134,15 @@ def pair_features(kind: str, adapter, model, tokenizer, pairs: list[HackPair], m
     was_training = model.training
     model.eval()
     try:
-        out = []
-        for side in ("hack", "clean"):
-            r = pair_rollouts(tokenizer, model, pairs, side)
-            out.append(act_features(adapter, model, r, micro_batch)[0] if kind == "act"
-                       else grad_features(adapter, model, r, micro_batch))
+        sides = [pair_rollouts(tokenizer, model, pairs, side) for side in ("hack", "clean")]
+        if kind == "grad":
+            out = [grad_features(adapter, model, r, micro_batch) for r in sides]
+        else:  # one batch, hack and clean of a pair side by side: a prompt the two sides share runs once
+            n = len(pairs)
+            both = concat_rollouts(sides, pad_token_id(tokenizer))
+            both = select_rows(both, torch.stack([torch.arange(n), torch.arange(n) + n], 1).flatten())
+            feats = act_features(adapter, model, both, micro_batch)[0]  # (2P, M, r): h0, c0, h1, c1, ...
+            out = [feats[0::2], feats[1::2]]
     finally:
         model.train(was_training)
     return out[0], out[1]
