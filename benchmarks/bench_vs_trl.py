@@ -218,65 +218,30 @@ def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int
 # vgrout arms
 
 
-# Stage functions of `vgrout.train.step` timed on top of the loop's own generate/grade/optimise clock.
-_TIMED_STAGES = {"choose_zones": "gate", "old_logps": "old_logps", "reference_logps": "reference",
-                 "loss_backward": "fwd_bwd", "apply_update": "optimizer"}
-
-
-class StageClock:
-    """Wraps the step's stage functions (module globals of vgrout.train.step) to time each call.
-
-    Benchmark instrumentation only: installed for the run, removed by `close()`.
-    """
-
-    def __init__(self) -> None:
-        import vgrout.train.step as step_mod
-
-        self._mod = step_mod
-        self._orig = {name: getattr(step_mod, name) for name in _TIMED_STAGES}
-        self.seconds: dict[str, float] = {}
-        for name, phase in _TIMED_STAGES.items():
-            setattr(step_mod, name, self._timed(self._orig[name], phase))
-
-    def _timed(self, fn, phase):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
-
-        return wrapper
-
-    def take(self) -> dict[str, float]:
-        out, self.seconds = self.seconds, {}
-        return out
-
-    def close(self) -> None:
-        for name, fn in self._orig.items():
-            setattr(self._mod, name, fn)
+# The step's own per-phase clocks (metrics of `vgrout.train.step.optimise`) -> benchmark phase names.
+_STEP_PHASES = {"time_gate": "gate", "time_old_logps": "old_logps", "time_reference": "reference",
+                "time_fwd_bwd": "fwd_bwd", "time_optimizer": "optimizer"}
 
 
 class VgroutArm:
     """vgrout's own loop step (`vgrout.train.loop.grpo_step`) on the benchmark's workload."""
 
-    def __init__(self, name: str, spec: BenchSpec, grader, clock: StageClock, run_dir: Path) -> None:
+    def __init__(self, name: str, spec: BenchSpec, grader, run_dir: Path) -> None:
         from vgrout.train.loop import build_run
 
         self.name = name
         self.grader = grader
-        self.clock = clock
         self.run = build_run(vgrout_config(spec, name), run_dir / name)
 
     def step(self) -> StepTiming:
         from vgrout.train.loop import grpo_step
 
-        self.clock.take()
         t0 = time.perf_counter()
         metrics, _diag = grpo_step(self.run, self.grader)  # the oracle diagnostics are dropped here
         seconds = time.perf_counter() - t0
         self.run.step += 1
-        phases = {"generate": metrics["time_generate"], "grade": metrics["time_grade"], **self.clock.take()}
+        phases = {"generate": metrics["time_generate"], "grade": metrics["time_grade"],
+                  **{name: metrics[key] for key, name in _STEP_PHASES.items() if key in metrics}}
         phases["other"] = seconds - sum(phases.values())
         tokens = round(metrics["completion_len"] * self.run.cfg.rollouts_per_step)
         return StepTiming(seconds, tokens, phases, live_rows=int(metrics["rows_live"]))
@@ -384,21 +349,19 @@ def main(argv: list[str] | None = None) -> int:
     world = load_world(spec)
     total = args.warmup + args.repeats
     arms: list = []
-    clock = StageClock()
     with Grader(sandbox="auto", workers=args.workers) as grader, tempfile.TemporaryDirectory() as tmp:
         for n in names:
             if n in ("trl", "trl_lora"):
                 arms.append(TRLArm(n, world, spec, total, lora=(n == "trl_lora"), out_dir=Path(tmp),
                                    grader_workers=args.workers))
             else:
-                arms.append(VgroutArm(n, spec, grader, clock, Path(tmp)))
+                arms.append(VgroutArm(n, spec, grader, Path(tmp)))
         print(f"{len(arms)} arms, {spec.prompts}x{spec.group} rollouts, T<={spec.max_new_tokens}, beta={spec.beta}, "
               f"{args.threads} threads; warmup {args.warmup}, repeats {args.repeats}")
         timings = run_interleaved(arms, args.warmup, args.repeats)
         for a in arms:
             if isinstance(a, TRLArm):
                 a.close()
-        clock.close()
     summary = summarise(timings, spec.prompts * spec.group)
     baseline = "trl" if "trl" in summary else names[0]
     result = {"spec": asdict(spec), "warmup": args.warmup, "repeats": args.repeats, "machine": machine(),

@@ -98,7 +98,7 @@ def launch_two_ranks(jobs: list[dict], tmp: Path) -> float:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(free_port()), __file__, str(spec)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, f"2-rank run failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     return time.perf_counter() - t0
 

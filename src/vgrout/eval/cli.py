@@ -75,8 +75,8 @@ def eval_run_dir(
             run_dir, model, tok, adapter, probs, modes, grader=grader, checkpoints=checkpoints, overwrite=overwrite,
             run_info=run_info, n_samples=n_samples, max_new_tokens=max_new_tokens or cfg.max_new_tokens, seed=seed,
             markers=markers, system_prompt=cfg.system_prompt or SYSTEM_PROMPT,
-            deployed_is_full=not cfg.has_quarantine_at_deploy, temperature=cfg.temperature, top_p=cfg.top_p,
-            top_k=cfg.top_k, batch_prompts=batch_prompts)
+            deployed_is_full=not cfg.has_quarantine_at_deploy, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
+            top_k=cfg.eval_top_k, batch_prompts=batch_prompts)
 
 
 def _summary_line(r: dict) -> str:

@@ -159,6 +159,13 @@ class Config:
     """eval: prompts disclose the disjoint eval-time marker names; train: the training hints' names."""
     eval_seed: int = 12345
     """Eval generation seed (the same at every step and in both states)."""
+    eval_temperature: float = 0.6
+    """Eval sampling temperature. Evaluation samples like the reference's eval (T 0.6, top-p 0.95,
+    top-k 20), not like training's exploration: it measures what the policy does, not its noise."""
+    eval_top_p: float = 0.95
+    """Eval nucleus sampling mass."""
+    eval_top_k: int = 20
+    """Eval top-k (0: off)."""
     checkpoint_every: int = 50
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2
@@ -270,7 +277,7 @@ def validate(c: Config) -> None:
         _check(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be >= 1")
     _check(c.group_size >= 2, f"group_size={c.group_size}: a group needs >= 2 rollouts for r - mean(group) to be non-zero")
     for name in ("n_problems", "warmup_steps", "gate_warmup", "refresh_every", "eval_every", "checkpoint_every",
-                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool",
+                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k", "eval_top_k", "motivate_pairs", "motivate_pool",
                  "eval_n_problems"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     for name in ("lr",):
@@ -278,6 +285,8 @@ def validate(c: Config) -> None:
     for name in ("grad_clip", "weight_decay", "kl_beta", "half_life", "retain_heal_lr", "temperature"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     _check(0 < c.top_p <= 1.0, f"top_p={c.top_p} must be in (0, 1]")
+    _check(0 < c.eval_top_p <= 1.0, f"eval_top_p={c.eval_top_p} must be in (0, 1]")
+    _check(c.eval_temperature > 0, f"eval_temperature={c.eval_temperature} must be > 0")
     _check(0 < c.ppo_clip < 1.0, f"ppo_clip={c.ppo_clip} must be in (0, 1)")
     _check(c.warmup_steps < c.steps, f"warmup_steps={c.warmup_steps} must be < steps={c.steps}")
     if c.teacher_pool:

@@ -37,8 +37,8 @@ class HeldoutEval:
         return evaluate(run.model, run.tokenizer, run.adapter, self.problems, self.modes, n_samples=cfg.eval_samples,
                         max_new_tokens=cfg.max_new_tokens, seed=cfg.eval_seed, grader=grader, markers=cfg.eval_markers,
                         system_prompt=cfg.system_prompt or SYSTEM_PROMPT,
-                        deployed_is_full=not cfg.has_quarantine_at_deploy, temperature=cfg.temperature,
-                        top_p=cfg.top_p, top_k=cfg.top_k, batch_prompts=64)
+                        deployed_is_full=not cfg.has_quarantine_at_deploy, temperature=cfg.eval_temperature,
+                        top_p=cfg.eval_top_p, top_k=cfg.eval_top_k, batch_prompts=64)
 
     def write(self, run, result: dict, path: Path, step: int | None) -> dict:
         from vgrout.eval.results import rebuild_curve, write_json_atomic

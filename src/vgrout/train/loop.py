@@ -65,19 +65,16 @@ class Run:
 def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run:
     """Load the model, attach the adapter, extract the direction, build the optimizer.
 
-    With several ranks, rank 0 builds first (toy-world cache, motivate pairs), the others after."""
-    dp = dp if dp is not None else DataParallel(cfg.device)
-    with dp.main_first():
-        return _build_run(cfg, run_dir, dp)
-
-
-def _build_run(cfg: Config, run_dir: Path, dp: DataParallel) -> Run:
+    With several ranks, rank 0 loads first (it may build the toy-world cache) and writes the
+    motivate pairs the others then read; the direction is broadcast from rank 0."""
     from vgrout.adapter import AdapterConfig, attach, contrastive_input_deltas
     from vgrout.adapter.attach import find_targets
     from vgrout.pairs import load_pairs
 
+    dp = dp if dp is not None else DataParallel(cfg.device)
     torch.manual_seed(cfg.seed)
-    model, tok = load_model(cfg.model, cfg.dtype, dp.device_for(cfg.device), cfg.random_init)
+    with dp.main_first():
+        model, tok = load_model(cfg.model, cfg.dtype, dp.device_for(cfg.device), cfg.random_init)
     wrapped = find_targets(model, cfg.adapter_targets)
     check_rank_fits(cfg.adapter_r, min(min(m.in_features, m.out_features) for m in wrapped.values()))
     acfg = AdapterConfig(r=cfg.adapter_r, targets=cfg.adapter_targets, init=cfg.adapter_init,
@@ -97,7 +94,8 @@ def _build_run(cfg: Config, run_dir: Path, dp: DataParallel) -> Run:
               scheduler=sched, gate=GateState(), problems=problems, mode_of=assign_modes(problems, cfg.modes, cfg.seed),
               pairs=pairs, heal_pairs=pairs, teacher_pool=teacher_pool, dp=dp)
     if cfg.motivate_pairs:
-        run.pairs = motivate_pairs_for(run)
+        with dp.main_first():
+            run.pairs = motivate_pairs_for(run)
     if cfg.arm in DIRECTION_ARMS:
         refresh_direction(run, initial=True)
         if cfg.arm in ("routeA", "routeV"):
