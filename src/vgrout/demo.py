@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides = parse_sets(args.set or [])
         if args.steps is not None:
             overrides["steps"] = str(args.steps)
-            overrides["eval_every"] = str(args.steps)
+            overrides["eval_every"] = str(max(1, args.steps // 3))  # three points on the curves
         run_demo(Path(args.out), tuple(args.arms.split(",")), tuple(int(s) for s in args.seeds.split(",")),
                  overrides, args.fresh)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:

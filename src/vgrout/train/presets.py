@@ -43,7 +43,10 @@ def demo() -> Config:
     enough for vanilla's deployed held-out hack rate to pass 0.8 (docs/training.md)."""
     return dataclasses.replace(
         toy(), preset="demo", steps=60, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=5e-3, warmup_steps=2,
-        checkpoint_every=0, eval_every=60, eval_n_problems=64,
+        checkpoint_every=0, eval_every=20, eval_n_problems=64,
+        # refresh v_act every 10 steps, not 5: each refresh re-reads all 48 toy pairs (~0.75 s on
+        # one core), the main cost of routeA over vanilla at this budget (docs/performance.md)
+        refresh_every=10,
     )
 
 
