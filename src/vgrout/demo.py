@@ -62,7 +62,8 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool) -> Path:
+def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
+             threads: int = 1, build_threads: int = 2) -> Path:
     """Run every (arm, seed), then write the comparison report; returns the report path."""
     import shutil
 
@@ -70,6 +71,7 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
 
     from vgrout.report.compare import build_report, summarise
     from vgrout.toy import toy_world
+    from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset
 
     unknown = [a for a in arms if a not in ARMS]
@@ -81,7 +83,10 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     t0 = time.perf_counter()
     base = preset("demo").with_overrides(overrides)
     print("[1/3] toy world (built once, then cached)")
+    # pretraining's batch-64 matmuls gain from a second thread; the small GRPO steps do not
+    pin_threads(build_threads)
     toy_world(base.model.split(":", 1)[1], progress=True)
+    pin_threads(threads)
     print(f"[2/3] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each")
     run_dirs = []
     bar = tqdm(total=len(arms) * len(seeds), desc="runs", dynamic_ncols=True)
@@ -105,16 +110,15 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
 
 
 def _run(args: argparse.Namespace) -> int:
-    from vgrout.train.cli import parse_sets, pin_threads
+    from vgrout.train.cli import parse_sets
 
-    pin_threads(args.threads)
     try:
         overrides = parse_sets(args.set or [])
         if args.steps is not None:
             overrides["steps"] = str(args.steps)
             overrides["eval_every"] = str(max(1, args.steps // 3))  # three points on the curves
         run_demo(Path(args.out), tuple(args.arms.split(",")), tuple(int(s) for s in args.seeds.split(",")),
-                 overrides, args.fresh)
+                 overrides, args.fresh, threads=args.threads, build_threads=args.build_threads)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout demo: {exc}") from None
     return 0
@@ -128,6 +132,7 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the demo preset's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a demo-preset Config field")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training (default 1)")
+    p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build (default 2)")
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
     p.set_defaults(func=_run)
