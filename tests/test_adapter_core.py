@@ -5,18 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from vgrout.adapter import ABSORB, KEEP, ROUTE, AdapterConfig, attach
 
-V = 101
-
-
-def tiny_model(seed: int = 0) -> Qwen3ForCausalLM:
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      head_dim=8, intermediate_size=64, vocab_size=V, max_position_embeddings=128)
-    return Qwen3ForCausalLM(cfg).eval()
+from _tiny import V, tiny_model  # noqa: E402
 
 
 def perturb(adapter, seed: int = 1, scale: float = 0.05) -> None:

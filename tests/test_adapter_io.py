@@ -7,18 +7,11 @@ import json
 import pytest
 import torch
 from torch import nn
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from transformers import Qwen3ForCausalLM
 
 from vgrout.adapter import PAIR_INITS, AdapterConfig, attach, find_targets, load_adapter
 
-V = 101
-
-
-def tiny_model(seed: int = 0) -> Qwen3ForCausalLM:
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      head_dim=8, intermediate_size=64, vocab_size=V, max_position_embeddings=128)
-    return Qwen3ForCausalLM(cfg).eval()
+from _tiny import V, tiny_model  # noqa: E402
 
 
 def trained_adapter(r: int = 4, init: str = "gaussian"):
