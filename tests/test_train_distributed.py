@@ -21,29 +21,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from vgrout.types import Grade
 
 STEPS = 3
 ARMS = {"vanilla": {"arm": "vanilla"}, "routeA": {"arm": "routeA", "gen_deploy_frac": 0.5}}
 
 
-class RuleGrader:
-    """Rewards from a fixed rule on the text (so groups have variance); labels from another rule."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-    def grade(self, requests):
-        out = []
-        for req in requests:
-            h = sum(map(ord, req.completion))
-            hack = h % 2 == 0
-            out.append(Grade(reward=[0.0, 0.5, 3.5][h % 3], format_ok=True, gt_correct=h % 5 == 0, channel_fired=hack,
-                             exploited=hack, mode=req.mode))
-        return out
+from _rules import RuleGrader  # noqa: E402
 
 
 def smoke_cfg(pairs: str, arm: str):
