@@ -37,8 +37,8 @@ from vgrout.gates import ABSORB, KEEP, band_gate
 from vgrout.train.advantage import group_advantages
 from vgrout.train.batch import select_rows
 from vgrout.train.config import GATED_ARMS, Config
-from vgrout.train.step import (ZONE_NAMES, GateState, GateView, apply_update, choose_zones, loss_backward,
-                               old_logps, reference_logps)
+from vgrout.train.step import (GateState, GateView, apply_update, choose_zones, loss_backward,
+                               old_logps, reference_logps, update_metrics)
 
 
 def env_world() -> tuple[int, int, int]:
@@ -236,17 +236,9 @@ def optimise_sharded(adapter, model, optimizer, scheduler, gate: GateState, batc
     teacher_all = dp.gather_rows(teacher.cpu())
     scores_all = dp.gather_rows(scores.cpu().float())
     metrics.update(upd)
-    metrics.update({"loss": dp.sum_float(loss), "kl": float(kl.mean()), "clip_frac": float(clipped.mean()),
-                    "rho_offpolicy_rows": int(dp.sum_float(n_need)), "time_gate": t_gate - t0,
-                    "time_update": t_end - t_gate, "teacher_rows": int(teacher_all.sum()),
-                    "rho_teacher": float(ratio[teacher_all].mean()) if bool(teacher_all.any()) else math.nan,
-                    "gate_t_lo": cache.get("t_lo", math.nan), "gate_t_hi": cache.get("t_hi", math.nan)})
-    for code, name in ZONE_NAMES.items():
-        sel = zz_all == code
-        metrics[f"zone_{name}"] = float(sel.float().mean())
-        metrics[f"rho_{name}"] = float(ratio[sel].mean()) if bool(sel.any()) else math.nan
-    if not torch.isnan(scores_all).all():
-        metrics["score_mean"] = float(scores_all.mean())
+    metrics.update({"time_gate": t_gate - t0, "time_update": t_end - t_gate})
+    metrics.update(update_metrics(zz_all, {"ratio": ratio, "clipped": clipped, "kl": kl}, teacher_all, scores_all,
+                                  dp.sum_float(loss), int(dp.sum_float(n_need)), cache))
     return metrics, view
 
 

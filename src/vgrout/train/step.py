@@ -204,6 +204,24 @@ def apply_update(adapter, optimizer, scheduler, cfg: Config, direction: Tensor |
     return {"grad_norm": gn, "grad_norm_deployed": g_dep, "grad_norm_quarantine": g_quar, "qmass": qmass, "lr": lr}
 
 
+def update_metrics(zones: Tensor, stats: dict[str, Tensor], teacher: Tensor, scores: Tensor, loss: float,
+                   n_offpolicy: int, cache: dict) -> dict:
+    """Per-step metrics from the update's per-row statistics (K,): zone shares, ratio per zone,
+    KL, clip fraction, teacher ratio, gate thresholds. The sharded step passes gathered rows."""
+    ratio = stats["ratio"]
+    out = {"loss": loss, "kl": float(stats["kl"].float().mean()), "clip_frac": float(stats["clipped"].float().mean()),
+           "rho_offpolicy_rows": n_offpolicy, "teacher_rows": int(teacher.sum()),
+           "rho_teacher": float(ratio[teacher].mean()) if bool(teacher.any()) else math.nan,
+           "gate_t_lo": cache.get("t_lo", math.nan), "gate_t_hi": cache.get("t_hi", math.nan)}
+    for code, name in ZONE_NAMES.items():
+        sel = zones == code
+        out[f"zone_{name}"] = float(sel.float().mean())
+        out[f"rho_{name}"] = float(ratio[sel].mean()) if bool(sel.any()) else math.nan
+    if not torch.isnan(scores).all():
+        out["score_mean"] = float(scores.mean())
+    return out
+
+
 # ---- the step ----------------------------------------------------------------------------
 def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollouts, rewards: list[float],
              cfg: Config, zones: Tensor | None = None, share_prompt: bool = True) -> tuple[dict, GateView]:
@@ -251,21 +269,13 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     view.zones[rows] = zz.cpu()
     view.scores[rows] = scores.cpu().float()
     metrics.update(upd)
-    metrics.update({"loss": loss, "kl": float(st["kl"].mean()), "clip_frac": float(st["clipped"].mean()),
-                    "rho_offpolicy_rows": int(need.sum()), "time_gate": t_gate - t0, "time_update": t_end - t_gate,
-                    "time_old_logps": t_old - t_gate, "time_reference": t_ref - t_old, "time_fwd_bwd": t_bwd - t_ref,
-                    "time_optimizer": t_end - t_bwd, **counts,
-                    "teacher_rows": int(r.teacher.sum()),
-                    "rho_teacher": float(st["ratio"][r.teacher].mean()) if bool(r.teacher.any()) else math.nan,
-                    "gate_t_lo": cache.get("t_lo", math.nan), "gate_t_hi": cache.get("t_hi", math.nan)})
-    for code, name in ZONE_NAMES.items():
-        sel = zz.cpu() == code
-        metrics[f"zone_{name}"] = float(sel.float().mean())
-        metrics[f"rho_{name}"] = float(st["ratio"][sel].mean()) if bool(sel.any()) else math.nan
-    if not torch.isnan(scores).all():
-        metrics["score_mean"] = float(scores.mean())
+    metrics.update({"time_gate": t_gate - t0, "time_update": t_end - t_gate, "time_old_logps": t_old - t_gate,
+                    "time_reference": t_ref - t_old, "time_fwd_bwd": t_bwd - t_ref, "time_optimizer": t_end - t_bwd,
+                    **counts})
+    metrics.update(update_metrics(zz.cpu(), {k: v.cpu() for k, v in st.items()}, r.teacher.cpu(), scores.cpu().float(),
+                                  loss, int(need.sum()), cache))
     return metrics, view
 
 
 __all__ = ["GateState", "GateView", "apply_update", "choose_zones", "loss_backward", "old_logps", "optimise",
-           "project_scores", "reference_logps"]
+           "project_scores", "reference_logps", "update_metrics"]
