@@ -136,7 +136,7 @@ class GraderReward:
             )
         modes = self._modes(mode, n)
         if len(problem_id) != n:
-            raise ValueError(f"`problem_id` column has {len(problem_id)} entries for {n} completions")
+            raise ValueError(f"`problem_id` column has {len(problem_id)} entries for {n} completions; the dataset must give one value per completion (TRL repeats each row num_generations times)")
         requests = [
             GradeRequest(problem=self._problem(pid), completion=completion_text(c), mode=m, markers=self.markers)
             for pid, c, m in zip(problem_id, completions, modes)
@@ -157,7 +157,7 @@ class GraderReward:
                 )
             return [self.default_mode] * n
         if len(mode) != n:
-            raise ValueError(f"`mode` column has {len(mode)} entries for {n} completions")
+            raise ValueError(f"`mode` column has {len(mode)} entries for {n} completions; give one mode per completion or set default_mode")
         return [check_mode(m) for m in mode]
 
     def _problem(self, pid: str) -> Problem:
@@ -181,7 +181,7 @@ def prompt_rows(
     problems = list(problems)
     modes = [mode] * len(problems) if isinstance(mode, str) else list(mode)
     if len(modes) != len(problems):
-        raise ValueError(f"got {len(modes)} modes for {len(problems)} problems")
+        raise ValueError(f"got {len(modes)} modes for {len(problems)} problems; pass one mode, or one per problem in the same order")
     return [
         {"prompt": render_messages(p, check_mode(m), system_prompt=system_prompt), "problem_id": p.id, "mode": m}
         for p, m in zip(problems, modes)
