@@ -92,8 +92,8 @@ def load_world(spec: BenchSpec) -> World:
     """The exact problems, modes and system prompt the vgrout trainer uses for this workload."""
     from vgrout.env.modes import SYSTEM_PROMPT
     from vgrout.toy.world import toy_world
-    from vgrout.train.data import assign_modes, load_problems
-    from vgrout.train.model import toy_name
+    from vgrout.train.data import load_problems, partition_modes
+    from vgrout.models import toy_name
 
     cfg = vgrout_config(spec, "vanilla")
     name = toy_name(cfg.model)
@@ -102,7 +102,7 @@ def load_world(spec: BenchSpec) -> World:
     problems = load_problems(cfg.problems, name, cfg.n_problems, cfg.seed)
     if len(problems) < spec.prompts:
         raise ValueError(f"the toy world has only {len(problems)} train problems; lower --prompts")
-    mode_of = assign_modes(problems, cfg.modes, cfg.seed)
+    mode_of = partition_modes(problems, cfg.modes, cfg.seed)
     return World(model_dir=Path(toy_world(name, progress=False).model_dir), problems=problems,
                  modes=[mode_of[p.id] for p in problems], system_prompt=cfg.system_prompt or SYSTEM_PROMPT)
 
@@ -227,7 +227,7 @@ class VgroutArm:
     """vgrout's own loop step (`vgrout.train.loop.grpo_step`) on the benchmark's workload."""
 
     def __init__(self, name: str, spec: BenchSpec, grader, run_dir: Path) -> None:
-        from vgrout.train.loop import build_run
+        from vgrout.train.setup import build_run
 
         self.name = name
         self.grader = grader

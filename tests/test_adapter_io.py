@@ -10,6 +10,7 @@ from torch import nn
 from transformers import Qwen3ForCausalLM
 
 from vgrout.adapter import PAIR_INITS, AdapterConfig, attach, find_targets, load_adapter
+from vgrout.adapter.export import export_merged, export_peft
 
 from _tiny import V, tiny_model  # noqa: E402
 
@@ -84,7 +85,7 @@ def test_peft_export_round_trip_matches_the_deployed_model(tmp_path, init):
     model, adapter = trained_adapter(init=init)
     with torch.no_grad(), adapter.mode("deployed"):
         want = model(IDS).logits
-    out = adapter.export_peft(tmp_path / "peft")
+    out = export_peft(adapter, tmp_path / "peft")
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert cfg["r"] == (8 if init == "gaussian" else 4) and cfg["lora_alpha"] == cfg["r"]  # exact rank 2r / r
     base = tiny_model(seed=123)
@@ -97,7 +98,7 @@ def test_peft_export_round_trip_matches_the_deployed_model(tmp_path, init):
         with peft_model.disable_adapter():
             assert not torch.allclose(peft_model(IDS).logits, want, atol=1e-4)  # the adapter matters
     with pytest.raises(FileExistsError, match="not an empty directory"):
-        adapter.export_peft(tmp_path / "peft")
+        export_peft(adapter, tmp_path / "peft")
 
 
 def test_merged_export_loads_as_the_deployed_model(tmp_path):
@@ -105,7 +106,7 @@ def test_merged_export_loads_as_the_deployed_model(tmp_path):
     W_before = {n: layer.base.weight.clone() for n, layer in adapter.layers.items()}
     with torch.no_grad(), adapter.mode("deployed"):
         want = model(IDS).logits
-    out = adapter.export_merged(tmp_path / "merged")
+    out = export_merged(adapter, tmp_path / "merged")
     assert (out / "model.safetensors").exists()
     loaded = Qwen3ForCausalLM.from_pretrained(str(out)).eval()
     with torch.no_grad():
@@ -152,7 +153,7 @@ def test_peft_export_loads_in_a_fresh_interpreter_without_vgrout(tmp_path):
     tiny_model().save_pretrained(str(tmp_path / "base"))
     with torch.no_grad(), adapter.mode("deployed"):
         torch.save({"ids": IDS, "want": model(IDS).logits}, tmp_path / "want.pt")
-    adapter.export_peft(tmp_path / "peft")
+    export_peft(adapter, tmp_path / "peft")
     script = f"""
 import sys, torch
 from peft import PeftModel

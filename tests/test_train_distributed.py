@@ -115,7 +115,7 @@ def cut_back_to(run_dir: Path, src: Path, step: int) -> Path:
 def test_group_sampling_does_not_depend_on_the_other_groups_in_the_batch():
     """generate(): a group's rows are a function of (seed, global group index), not of its batch."""
     from vgrout.rollout import generate
-    from vgrout.train.model import load_model
+    from vgrout.models import load_model
 
     model, tok = load_model("toy:tiny", "float32", "cpu")
     prompts = [[{"role": "user", "content": c}] for c in ("add 1", "reverse abc", "sum 2 3", "max 4 9")]

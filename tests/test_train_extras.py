@@ -13,7 +13,8 @@ from test_train_step import RuleGrader, final_state, pairs_path, smoke_cfg  # no
 from vgrout.train import Config
 from vgrout.train.data import sample_prompts
 from vgrout.train.heal import retain_heal
-from vgrout.train.loop import build_run, generate_batch, grade_batch, train
+from vgrout.train.loop import generate_batch, grade_batch, train
+from vgrout.train.setup import build_run
 from vgrout.train.step import old_logps, optimise
 from vgrout.train.teacher import load_teacher_pool, sample_teacher_pool, write_teacher_pool
 
@@ -72,7 +73,7 @@ def test_teacher_rows_use_stored_behaviour_logps_as_logp_old(tmp_path, pairs_pat
     batch = generate_batch(run, specs, 0)
     assert len(batch) == cfg.rollouts_per_step and int(batch.teacher.sum()) == cfg.prompts_per_step
     assert batch.prompt_index.tolist() == sorted(batch.prompt_index.tolist())  # contiguous groups
-    old, need = old_logps(run.adapter, run.model, batch, ["full"] * len(batch), {}, 0)
+    old, need = old_logps(run.adapter, run.model, batch, ["full"] * len(batch), None, 0)
     t = batch.teacher
     assert need[t].all() and not need[~t].any()
     m = batch.completion_mask.bool()

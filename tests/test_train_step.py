@@ -16,7 +16,8 @@ import torch
 from vgrout.env.modes import render_messages
 from vgrout.pairs import write_pairs
 from vgrout.train import preset
-from vgrout.train.loop import build_run, generate_batch, grade_batch, train
+from vgrout.train.loop import generate_batch, grade_batch, train
+from vgrout.train.setup import build_run
 from vgrout.train.data import sample_prompts
 from vgrout.train.step import optimise
 from vgrout.types import HackPair

@@ -13,12 +13,12 @@ the same chat-template layout. Pairs are never built from live rollouts or oracl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from vgrout.io import write_jsonl_atomic
 from vgrout.types import LOOPHOLE_MODES, HackPair
 
 PAIRS_DIR = Path(__file__).parent / "data" / "pairs"
@@ -99,18 +99,5 @@ def load_pairs(
 
 def write_pairs(pairs: Sequence[HackPair], path: str | os.PathLike) -> None:
     """Write pairs as jsonl, atomically."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for p in pairs:
-            f.write(json.dumps({"id": p.id, "mode": p.mode, "messages": list(p.messages), "hack": p.hack,
-                                "clean": p.clean, "tags": list(p.tags)}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
-def pairset_sha256(pairs: Sequence[HackPair]) -> str:
-    """Content hash of a selection, recorded in run configs so a direction can be traced to its pairs."""
-    h = hashlib.sha256()
-    for p in pairs:
-        h.update(json.dumps([p.id, p.mode, list(p.messages), p.hack, p.clean], sort_keys=True).encode())
-    return h.hexdigest()
+    write_jsonl_atomic(path, ({"id": p.id, "mode": p.mode, "messages": list(p.messages), "hack": p.hack,
+                               "clean": p.clean, "tags": list(p.tags)} for p in pairs))

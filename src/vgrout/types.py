@@ -26,6 +26,12 @@ MODES: tuple[str, ...] = (
 LOOPHOLE_MODES: tuple[str, ...] = tuple(m for m in MODES if m != "gt_only")
 
 
+# Per-row zones of a routed update (defined once; vgrout.adapter and vgrout.gates re-export them):
+# keep trains the deployed block only, absorb both blocks, route the quarantine only.
+KEEP, ABSORB, ROUTE = 0, 1, 2
+ZONE_NAMES: dict[int, str] = {KEEP: "keep", ABSORB: "absorb", ROUTE: "route"}
+
+
 def check_mode(mode: str) -> str:
     """Return `mode` if it is a known mode, else raise naming the known ones."""
     if mode not in MODES:

@@ -26,6 +26,7 @@ from vgrout.adapter.config import ABSORB, KEEP, ROUTE, AdapterConfig
 from vgrout.adapter.init import build_blocks, empty_blocks
 from vgrout.adapter.layer import BLOCKS, MODES, AdapterControl, BlockLinear, zone_masks
 from vgrout.adapter.probes import BottleneckCapture, GradProbe
+from vgrout.io import atomic_file
 
 FORMAT = "vgrout.adapter/1"
 
@@ -342,10 +343,8 @@ class BlockAdapter:
                 raise ValueError(f"metadata key {k!r} is reserved or its value is not a str")
             meta[k] = v
         tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
 
     def load(self, path: str | os.PathLike) -> None:
         """Load a `save` file into this adapter; its config must match this one."""
@@ -364,16 +363,3 @@ class BlockAdapter:
             _set_submodule(self.model, name, layer.base)
         self._attached = False
         return self.model
-
-    # ---- export ---------------------------------------------------------------------------
-    def export_peft(self, out_dir: str | os.PathLike, base_model_name_or_path: str | None = None) -> Path:
-        """The deployed block as a standard PEFT LoRA directory (rank 2r, exact). See export.py."""
-        from vgrout.adapter.export import export_peft
-
-        return export_peft(self, out_dir, base_model_name_or_path)
-
-    def export_merged(self, out_dir: str | os.PathLike) -> Path:
-        """The deployed model (deployed delta merged into W) via save_pretrained."""
-        from vgrout.adapter.export import export_merged
-
-        return export_merged(self, out_dir)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Per-row zones for a masked forward (see `BlockAdapter.zones`).
-KEEP, ABSORB, ROUTE = 0, 1, 2
-ZONE_NAMES: dict[int, str] = {KEEP: "keep", ABSORB: "absorb", ROUTE: "route"}
+from vgrout.types import ABSORB, KEEP, ROUTE, ZONE_NAMES  # noqa: F401  per-row zones (see `BlockAdapter.zones`)
 
 # Inits built from W alone, and inits that also need calibration deltas from authored pairs.
 WEIGHT_INITS: tuple[str, ...] = ("gaussian", "pissa")

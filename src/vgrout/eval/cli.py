@@ -8,39 +8,9 @@ checkpoint, pick the held-out problems, open a grader, and call `evaluate_run`.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import random
 from pathlib import Path
 
 from vgrout.env.modes import SYSTEM_PROMPT
-from vgrout.types import Problem
-
-
-def heldout_problems(source: str, toy_name: str | None, n_problems: int) -> list[Problem]:
-    """The eval problems: a toy split ("heldout" | "generalisation") or a LeetCode-format jsonl,
-    in a fixed order (sorted ids, then a fixed shuffle) so every arm and seed sees the same
-    first `n_problems` (0: all)."""
-    if source in ("heldout", "generalisation"):
-        if toy_name is None:
-            raise ValueError(f"--problems {source} is a toy split but this run's model is not a toy model; "
-                             "pass --problems PATH to a LeetCode-format jsonl of held-out problems")
-        from vgrout.toy.world import toy_world
-
-        problems = toy_world(toy_name, progress=False).problems(source)
-    else:
-        from vgrout.env.problems import load_medhard_jsonl
-
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"--problems {source}: no such file (expected heldout, generalisation or a jsonl path)")
-        problems = load_medhard_jsonl(source)
-    if not problems:
-        raise ValueError(f"no eval problems in {source!r}")
-    problems = sorted(problems, key=lambda p: p.id)
-    random.Random(int(hashlib.sha256(b"vgrout-eval-problems").hexdigest(), 16)).shuffle(problems)
-    if n_problems < 0:
-        raise ValueError(f"n_problems must be >= 0 (0: all), got {n_problems}")
-    return problems[:n_problems] if n_problems else problems
 
 
 def eval_run_dir(
@@ -52,22 +22,21 @@ def eval_run_dir(
     (max_new_tokens overridable); returns the results in step order."""
     from vgrout.adapter import load_adapter
     from vgrout.env import Grader
-    from vgrout.eval.run import assign_modes, evaluate_run, list_checkpoints
-    from vgrout.train.config import Config
-    from vgrout.train.model import load_model, toy_name
+    from vgrout.eval.run import evaluate_run, list_checkpoints
+    from vgrout.eval.settings import read_run
+    from vgrout.models import load_model, toy_name
+    from vgrout.problemsets import heldout_modes, heldout_problems
 
     run_dir = Path(run_dir)
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{cfg_file} not found; pass a run directory written by `vgrout train`")
-    cfg = Config.from_dict(json.loads(cfg_file.read_text()))
+    read_run(run_dir)  # config.json first: its error names the fix
     found = list_checkpoints(run_dir)
     if not found:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint yet (checkpoints/step_NNNNNN/adapter.safetensors)")
+    cfg = read_run(run_dir, found[0][1])
     model, tok = load_model(cfg.model, cfg.dtype, device or cfg.device, cfg.random_init)
     adapter = load_adapter(model, found[0][1] / "adapter.safetensors")
     probs = heldout_problems(problems, toy_name(cfg.model), n_problems)
-    modes = assign_modes(probs, cfg.modes)
+    modes = heldout_modes(probs, cfg.modes)
     run_info = {"arm": cfg.arm, "seed": cfg.seed, "placebo_seed": cfg.placebo_seed, "adapter_init": cfg.adapter_init,
                 "problems": problems}
     with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
@@ -75,8 +44,8 @@ def eval_run_dir(
             run_dir, model, tok, adapter, probs, modes, grader=grader, checkpoints=checkpoints, overwrite=overwrite,
             run_info=run_info, n_samples=n_samples, max_new_tokens=max_new_tokens or cfg.max_new_tokens, seed=seed,
             markers=markers, system_prompt=cfg.system_prompt or SYSTEM_PROMPT,
-            deployed_is_full=not cfg.has_quarantine_at_deploy, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
-            top_k=cfg.eval_top_k, batch_prompts=batch_prompts)
+            deployed_is_full=cfg.deployed_is_full, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+            top_k=cfg.eval.top_k, batch_prompts=batch_prompts)
 
 
 def _summary_line(r: dict) -> str:
@@ -121,4 +90,4 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
-__all__ = ["eval_run_dir", "heldout_problems", "register"]
+__all__ = ["eval_run_dir", "register"]

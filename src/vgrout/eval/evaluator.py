@@ -38,7 +38,7 @@ def resolve_modes(problems: Sequence[Problem], modes: Mapping[str, str] | str) -
     missing = [p.id for p in problems if p.id not in modes]
     if missing:
         raise ValueError(f"modes_by_problem has no mode for {len(missing)} problem(s), e.g. {missing[:3]}; "
-                         "pass a mode for every problem (see vgrout.eval.run.assign_modes)")
+                         "pass a mode for every problem (see vgrout.problemsets.heldout_modes)")
     return {p.id: check_mode(modes[p.id]) for p in problems}
 
 

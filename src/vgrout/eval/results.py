@@ -7,36 +7,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from vgrout.io import write_json_atomic, write_text_atomic
 
 SCHEMA = "vgrout.eval/1"
 STATES = ("as_trained", "deployed")
 _STEP_FILE = re.compile(r"^step_(\d{6,})\.json$")
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` via a temp file in the same folder and os.replace, so a crash
-    never leaves a half-written result that a report would then read."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_atomic(path: str | Path, obj: dict) -> Path:
-    """Write `obj` as indented JSON, atomically."""
-    return write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=True) + "\n")
 
 
 def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:

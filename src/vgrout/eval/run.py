@@ -11,21 +11,9 @@ from typing import Mapping, Sequence
 
 from vgrout.eval.evaluator import evaluate
 from vgrout.eval.results import eval_path, read_eval, rebuild_curve, write_json_atomic
-from vgrout.types import Problem, check_mode
+from vgrout.types import Problem
 
 _STEP_DIR = re.compile(r"^step_(\d{6,})$")
-
-
-def assign_modes(problems: Sequence[Problem], modes: Sequence[str]) -> dict[str, str]:
-    """Round-robin over the sorted distinct `modes` in problem order: a fixed, balanced
-    {problem id: mode}. gt_only is dropped when loophole modes are present (a run trained
-    on loopholes is evaluated on loopholes; gt_only alone is a ceiling run)."""
-    distinct = sorted({check_mode(m) for m in modes})
-    if not distinct:
-        raise ValueError("assign_modes needs at least one mode")
-    if len(distinct) > 1 and "gt_only" in distinct:
-        distinct.remove("gt_only")
-    return {p.id: distinct[i % len(distinct)] for i, p in enumerate(problems)}
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -90,4 +78,4 @@ def evaluate_run(
     return results
 
 
-__all__ = ["assign_modes", "evaluate_run", "list_checkpoints"]
+__all__ = ["evaluate_run", "list_checkpoints"]

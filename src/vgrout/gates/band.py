@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-KEEP, ABSORB, ROUTE = 0, 1, 2  # same codes as vgrout.adapter (kept here so gates import torch only)
+from vgrout.types import ABSORB, KEEP, ROUTE  # noqa: F401  the zone codes, defined once
 
 
 def recency_weights(stamps: Tensor, now: int, half_life: float | None) -> Tensor:

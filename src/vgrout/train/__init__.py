@@ -1,6 +1,7 @@
-"""GRPO trainer with gradient-routing gates: config, presets, the step, the loop, checkpoints."""
+"""GRPO trainer with gradient-routing gates: config, presets, arms, the step, the loop, checkpoints."""
 
-from vgrout.train.config import ARMS, Config
+from vgrout.train.arms import ARMS, Arm, arm_for
+from vgrout.train.config import Config
 from vgrout.train.presets import PRESETS, preset
 
-__all__ = ["ARMS", "Config", "PRESETS", "preset"]
+__all__ = ["ARMS", "Arm", "Config", "PRESETS", "arm_for", "preset"]

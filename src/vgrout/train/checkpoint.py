@@ -2,7 +2,7 @@
 
     checkpoints/step_NNNNNN/adapter.safetensors   the adapter (BlockAdapter.save)
     checkpoints/step_NNNNNN/trainer_state.pt      optimizer, scheduler, gate, RNG states
-    checkpoints/step_NNNNNN/state.json            {"step": N} (written last; marks completeness)
+    checkpoints/step_NNNNNN/state.json            {"step": N, "arm": ..., "deploys": ...} (written last; marks completeness)
 
 A kill at any moment leaves either the previous complete checkpoints or a `.tmp-*` directory
 that `latest_checkpoint` ignores and `clean_partial` removes.
@@ -11,12 +11,13 @@ that `latest_checkpoint` ignores and `clean_partial` removes.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
 
 import torch
+
+from vgrout.io import atomic_dir, write_json_atomic
 
 PREFIX = "step_"
 
@@ -25,26 +26,17 @@ def step_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"{PREFIX}{step:06d}"
 
 
-def save_checkpoint(run_dir: Path, step: int, adapter, trainer_state: dict) -> Path:
-    """Write checkpoint `step` (the number of completed steps) atomically; returns its directory."""
+def save_checkpoint(run_dir: Path, step: int, adapter, trainer_state: dict, info: dict | None = None) -> Path:
+    """Write checkpoint `step` (the number of completed steps) atomically; returns its directory.
+    `info` (JSON-able, e.g. {"arm": ...}) is recorded in state.json beside the step."""
     final = step_dir(run_dir, step)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    adapter.save(tmp / "adapter.safetensors")
-    state = dict(trainer_state)
-    state["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-    torch.save(state, tmp / "trainer_state.pt")
-    with open(tmp / "state.json", "w") as f:
-        json.dump({"step": step}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:  # re-saving the same step (e.g. after a resume) replaces it whole
+        adapter.save(tmp / "adapter.safetensors")
+        state = dict(trainer_state)
+        state["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        torch.save(state, tmp / "trainer_state.pt")
+        write_json_atomic(tmp / "state.json", {"step": step, **(info or {})})
     return final
 
 

@@ -12,12 +12,10 @@ import json
 import typing
 from dataclasses import dataclass
 
+from vgrout.eval.settings import EvalSettings, nest_eval_keys
+from vgrout.train.arms import ARMS, Arm, arm_for
 from vgrout.types import LOOPHOLE_MODES, MODES
 
-ARMS: tuple[str, ...] = ("vanilla", "absorb", "routeA", "routeV", "erase")
-GATED_ARMS: tuple[str, ...] = ("routeA", "routeV")  # the arms with a band gate over a direction
-DIRECTION_ARMS: tuple[str, ...] = ("routeA", "routeV", "erase")  # the arms that extract a direction
-QUARANTINE_ARMS: tuple[str, ...] = ("absorb", "routeA", "routeV")  # the arms that ablate the quarantine at deploy
 ADAPTER_INITS: tuple[str, ...] = ("gaussian", "pissa", "corda", "scorda", "scorda_rev", "antipasto")
 
 
@@ -27,10 +25,11 @@ class Config:
     preset: str = "toy"
     """Name of the preset this config started from (recorded, not read)."""
     arm: str = "vanilla"
-    """vanilla (no zones; the whole 2r adapter trains and deploys), absorb (every rollout in the
-    absorb zone; the quarantine is ablated at deploy), routeA (band gate on deployed-bottleneck
-    activations . v_act), routeV (band gate on per-rollout bottleneck gradients . v_grad), erase
-    (vanilla with the v_act component projected out of the deployed block's update)."""
+    """A name in vgrout.train.arms.ARMS: vanilla (no zones; the whole 2r adapter trains and deploys),
+    absorb (every rollout in the absorb zone; the quarantine is ablated at deploy), routeA (band gate
+    on deployed-bottleneck activations . v_act), routeV (band gate on per-rollout bottleneck
+    gradients . v_grad), erase (rank r keep-zone training with the v_act component projected out
+    of each final update, after AdamW)."""
     seed: int = 0
     """Seeds prompt sampling, generation and the torch RNG; the adapter init has its own seed."""
     steps: int = 300
@@ -143,29 +142,9 @@ class Config:
     """Learning rate of the retain-heal (0: use lr)."""
     retain_heal_batch: int = 8
     """Pairs per retain-heal batch."""
-    eval_every: int = 0
-    """Held-out eval (as-trained and deployed) every N steps and after the last (0: never);
-    writes RUN_DIR/eval/step_NNNNNN.json and eval/curve.jsonl (vgrout.eval format)."""
-    eval_problems: str = "heldout"
-    """Eval problems: a toy split (heldout, generalisation) or a LeetCode-format jsonl path."""
-    eval_modes: tuple[str, ...] = ()
-    """Modes the eval prompts are rendered and graded under (empty: the run's modes), e.g.
-    eval_modes=run_tests for a gt_only control: does it hack once the loophole is disclosed?"""
-    eval_n_problems: int = 0
-    """First n eval problems of the fixed order (0: all)."""
-    eval_samples: int = 1
-    """Completions per eval problem and state."""
-    eval_markers: str = "eval"
-    """eval: prompts disclose the disjoint eval-time marker names; train: the training hints' names."""
-    eval_seed: int = 12345
-    """Eval generation seed (the same at every step and in both states)."""
-    eval_temperature: float = 0.6
-    """Eval sampling temperature. Evaluation samples like the reference's eval (T 0.6, top-p 0.95,
-    top-k 20), not like training's exploration: it measures what the policy does, not its noise."""
-    eval_top_p: float = 0.95
-    """Eval nucleus sampling mass."""
-    eval_top_k: int = 20
-    """Eval top-k (0: off)."""
+    eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
+    """Held-out evaluation during training (`--set eval.every=20`, `eval.temperature=0.6`, ...):
+    see vgrout.eval.settings.EvalSettings. Older configs' flat `eval_X` names still load."""
     checkpoint_every: int = 50
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2
@@ -175,7 +154,9 @@ class Config:
 
     # ------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
-        for name in ("modes", "pair_modes", "adapter_targets", "eval_modes"):
+        if isinstance(self.eval, dict):
+            object.__setattr__(self, "eval", EvalSettings(**self.eval))
+        for name in ("modes", "pair_modes", "adapter_targets"):
             v = getattr(self, name)
             if isinstance(v, str):
                 object.__setattr__(self, name, tuple(s for s in v.split(",") if s))
@@ -188,32 +169,50 @@ class Config:
         """N = P * G."""
         return self.prompts_per_step * self.group_size
 
-    @property
-    def has_quarantine_at_deploy(self) -> bool:
-        return self.arm in QUARANTINE_ARMS
-
     def to_dict(self) -> dict:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+        out = {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+        out["eval"] = self.eval.to_dict()
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
+        """A config.json dict (older flat `eval_X` names are nested into `eval`)."""
+        d = nest_eval_keys(d)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown config field(s) {unknown}; see vgrout.train.config.Config")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        bad = sorted(set(d.get("eval", {})) - set(EvalSettings.field_names()))
+        if bad:
+            raise ValueError(f"unknown eval setting(s) {bad}; see vgrout.eval.settings.EvalSettings")
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "eval"}
+        if "eval" in d:
+            fields["eval"] = EvalSettings(**d["eval"])
+        return cls(**fields)
 
     def with_overrides(self, overrides: dict[str, str | object]) -> Config:
-        """A copy with fields replaced; string values are parsed to the field's type."""
+        """A copy with fields replaced; string values are parsed to the field's type.
+        Eval settings are `eval.NAME` (or the flat `eval_NAME`)."""
+        overrides = nest_eval_keys(overrides)
         types = typing.get_type_hints(Config)
         parsed = {}
         for key, raw in overrides.items():
+            if key == "eval":
+                continue
             if key not in types:
                 raise ValueError(f"unknown config field {key!r}; fields: {', '.join(sorted(types))}")
             parsed[key] = parse_value(key, types[key], raw) if isinstance(raw, str) else raw
+        if "eval" in overrides:
+            ev_types = typing.get_type_hints(EvalSettings)
+            ev = {}
+            for name, raw in overrides["eval"].items():
+                if name not in ev_types:
+                    raise ValueError(f"unknown eval setting eval.{name}; settings: {', '.join(EvalSettings.field_names())}")
+                ev[name] = parse_value(f"eval.{name}", ev_types[name], raw) if isinstance(raw, str) else raw
+            parsed["eval"] = dataclasses.replace(self.eval, **ev)
         return dataclasses.replace(self, **parsed)
 
 
@@ -243,65 +242,77 @@ def _check(ok: bool, msg: str) -> None:
         raise ValueError(f"invalid config: {msg}")
 
 
+def _arms_where(test) -> str:
+    return ", ".join(name for name, cls in ARMS.items() if test(cls()))
+
+
 def validate(c: Config) -> None:
     """Raise ValueError naming the bad field, its value and the fix."""
     _check(c.arm in ARMS, f"arm={c.arm!r}; expected one of {', '.join(ARMS)}")
+    arm: Arm = arm_for(c.arm)
     _check(len(c.modes) >= 1, "modes is empty; give at least one mode, e.g. modes=run_tests")
     for m in c.modes:
         _check(m in MODES, f"unknown mode {m!r} in modes; expected one of {', '.join(MODES)}")
     _check(len(set(c.modes)) == len(c.modes), f"modes has duplicates: {c.modes}")
-    for m in c.eval_modes:
-        _check(m in MODES, f"unknown mode {m!r} in eval_modes; expected one of {', '.join(MODES)}")
     for m in c.pair_modes:
         _check(m in LOOPHOLE_MODES, f"unknown pair mode {m!r}; pairs exist only for {', '.join(LOOPHOLE_MODES)}")
     for name in ("unhackable_frac", "gen_deploy_frac"):
         v = getattr(c, name)
         _check(0.0 <= v <= 1.0, f"{name}={v} must be a fraction in [0, 1]")
-    _check(c.gen_deploy_frac == 0.0 or c.arm in QUARANTINE_ARMS,
+    _check(c.gen_deploy_frac == 0.0 or arm.has_quarantine_at_deploy,
            f"gen_deploy_frac={c.gen_deploy_frac} samples with the quarantine ablated, which only the quarantine arms "
-           f"({', '.join(QUARANTINE_ARMS)}) have; set gen_deploy_frac=0 for arm={c.arm}")
+           f"({_arms_where(lambda a: a.has_quarantine_at_deploy)}) have; set gen_deploy_frac=0 for arm={c.arm}")
     _check(0.0 <= c.tail_q < 0.5, f"tail_q={c.tail_q} must be in [0, 0.5)")
-    _check(c.placebo_seed == -1 or c.arm in DIRECTION_ARMS,
+    _check(c.placebo_seed == -1 or arm.has_placebo,
            f"placebo_seed={c.placebo_seed} replaces a routing direction, but arm={c.arm} has none; "
-           f"use it with {', '.join(DIRECTION_ARMS)} or set placebo_seed=-1")
+           f"use it with {_arms_where(lambda a: a.has_placebo)} or set placebo_seed=-1")
     _check(c.placebo_seed >= -1, f"placebo_seed={c.placebo_seed}; use -1 for the real direction or a seed >= 0")
     _check(c.adapter_init in ADAPTER_INITS, f"adapter_init={c.adapter_init!r}; expected one of {', '.join(ADAPTER_INITS)}")
-    _check(not (c.arm == "routeV" and c.adapter_init == "antipasto"),
-           "routeV needs the bottleneck gradient probe, which the antipasto adapter lacks; pick a low-rank init")
+    _check(not (arm.needs_low_rank and c.adapter_init == "antipasto"),
+           f"arm={c.arm} reads the low-rank factors (the bottleneck gradient probe or the A, B update), which the "
+           "antipasto adapter lacks; pick a low-rank init")
     _check(c.adapter_r >= 1, f"adapter_r={c.adapter_r} must be >= 1")
     _check(c.dtype in ("float32", "bfloat16"), f"dtype={c.dtype!r}; expected float32 or bfloat16")
     _check(c.device in ("auto", "cpu", "cuda"), f"device={c.device!r}; expected auto, cpu or cuda")
     _check(c.sandbox in ("auto", "bwrap", "process"), f"sandbox={c.sandbox!r}; expected auto, bwrap or process")
-    for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "buffer_size", "grader_workers",
-                 "eval_samples"):
+    for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "buffer_size", "grader_workers"):
         _check(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be >= 1")
     _check(c.group_size >= 2, f"group_size={c.group_size}: a group needs >= 2 rollouts for r - mean(group) to be non-zero")
-    for name in ("n_problems", "warmup_steps", "gate_warmup", "refresh_every", "eval_every", "checkpoint_every",
-                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k", "eval_top_k", "motivate_pairs", "motivate_pool",
-                 "eval_n_problems"):
+    for name in ("n_problems", "warmup_steps", "gate_warmup", "refresh_every", "checkpoint_every",
+                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     for name in ("lr",):
         _check(getattr(c, name) > 0, f"{name}={getattr(c, name)} must be > 0")
     for name in ("grad_clip", "weight_decay", "kl_beta", "half_life", "retain_heal_lr", "temperature"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     _check(0 < c.top_p <= 1.0, f"top_p={c.top_p} must be in (0, 1]")
-    _check(0 < c.eval_top_p <= 1.0, f"eval_top_p={c.eval_top_p} must be in (0, 1]")
-    _check(c.eval_temperature > 0, f"eval_temperature={c.eval_temperature} must be > 0")
     _check(0 < c.ppo_clip < 1.0, f"ppo_clip={c.ppo_clip} must be in (0, 1)")
     _check(c.warmup_steps < c.steps, f"warmup_steps={c.warmup_steps} must be < steps={c.steps}")
     if c.teacher_pool:
         _check(c.teacher_off_step > 0, "teacher_pool is set but teacher_off_step=0 turns teachers off from step 0")
         _check(1 <= c.teacher_per_prompt < c.group_size,
                f"teacher_per_prompt={c.teacher_per_prompt} must be in [1, group_size) so each group keeps a live rollout")
-    _check(c.motivate_pairs == 0 or c.arm == "routeV",
-           f"motivate_pairs={c.motivate_pairs} builds v_grad pairs, which only arm=routeV uses; set motivate_pairs=0")
+    _check(c.motivate_pairs == 0 or arm.features == "grad",
+           f"motivate_pairs={c.motivate_pairs} builds v_grad pairs, which only arm={_arms_where(lambda a: a.features == 'grad')} "
+           "uses; set motivate_pairs=0")
     _check(c.motivate_pairs == 0 or c.motivate_pool == 0 or c.motivate_pool >= c.motivate_pairs,
            f"motivate_pool={c.motivate_pool} < motivate_pairs={c.motivate_pairs}; raise motivate_pool (0: 10x pairs)")
-    _check(c.eval_markers in ("eval", "train"), f"eval_markers={c.eval_markers!r}; expected eval or train")
     _check(c.retain_heal_batch >= 1, f"retain_heal_batch={c.retain_heal_batch} must be >= 1")
     if c.retain_heal_epochs:
-        _check(c.arm in QUARANTINE_ARMS, f"retain-heal trains the deployed block with the quarantine removed; "
-                                         f"arm={c.arm} has no quarantine at deploy")
+        _check(arm.has_quarantine_at_deploy, f"retain-heal trains the deployed block with the quarantine removed; "
+                                             f"arm={c.arm} has no quarantine at deploy")
+    validate_eval(c.eval)
+
+
+def validate_eval(e: EvalSettings) -> None:
+    for m in e.modes:
+        _check(m in MODES, f"unknown mode {m!r} in eval.modes; expected one of {', '.join(MODES)}")
+    _check(e.samples >= 1, f"eval.samples={e.samples} must be >= 1")
+    for name in ("every", "top_k", "n_problems"):
+        _check(getattr(e, name) >= 0, f"eval.{name}={getattr(e, name)} must be >= 0")
+    _check(0 < e.top_p <= 1.0, f"eval.top_p={e.top_p} must be in (0, 1]")
+    _check(e.temperature > 0, f"eval.temperature={e.temperature} must be > 0")
+    _check(e.markers in ("eval", "train"), f"eval.markers={e.markers!r}; expected eval or train")
 
 
 def check_rank_fits(r: int, min_in_out: int) -> None:
@@ -311,4 +322,4 @@ def check_rank_fits(r: int, min_in_out: int) -> None:
                          f"a wrapped Linear; lower adapter_r to at most {min_in_out // 2}")
 
 
-__all__ = ["ARMS", "Config", "DIRECTION_ARMS", "GATED_ARMS", "QUARANTINE_ARMS", "check_rank_fits", "validate"]
+__all__ = ["ADAPTER_INITS", "Config", "check_rank_fits", "validate"]

@@ -53,7 +53,7 @@ def load_problems(source: str, toy_world_name: str | None, n_problems: int, seed
     return problems[:n_problems] if n_problems else problems
 
 
-def assign_modes(problems: list[Problem], modes: tuple[str, ...], seed: int) -> dict[str, str]:
+def partition_modes(problems: list[Problem], modes: tuple[str, ...], seed: int) -> dict[str, str]:
     """Problem id -> mode: round-robin over a seeded order, so each mode gets an equal share."""
     order = list(range(len(problems)))
     random.Random(seed_for("modes", seed)).shuffle(order)

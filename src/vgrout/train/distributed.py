@@ -14,12 +14,13 @@ What each rank does in a step (rank k of W, P prompt groups, P % W == 0):
    and each rank keeps its slice of the zones;
 5. gradients: after the local backward (loss normalised by the global P G T), the adapter
    gradients are summed across ranks in one flat all-reduce (a rank with no live rows sends
-   zeros) before erase/clip/AdamW, so every rank applies the same update;
+   zeros) before clip/AdamW, so every rank applies the same update;
 6. rank 0 writes metrics, diagnostics and checkpoints; every rank loads a checkpoint.
+Steps 4 and 5 are `vgrout.train.step.optimise` calling the collectives below: one step for any
+world size, and with W = 1 every collective is the identity.
 
 The model is not wrapped in DDP: a step runs several forwards (gate, logp_old, reference,
-routeV's probe backward) that DDP's reducer would try to sync. With W = 1 nothing here runs
-and the trainer takes `vgrout.train.step.optimise` unchanged.
+routeV's probe backward) that DDP's reducer would try to sync.
 """
 
 from __future__ import annotations
@@ -27,18 +28,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-
-from vgrout.gates import ABSORB, KEEP, band_gate
-from vgrout.train.advantage import group_advantages
-from vgrout.train.batch import select_rows
-from vgrout.train.config import GATED_ARMS, Config
-from vgrout.train.step import (GateState, GateView, apply_update, choose_zones, loss_backward,
-                               old_logps, reference_logps, update_metrics)
 
 
 def env_world() -> tuple[int, int, int]:
@@ -53,8 +46,9 @@ class DataParallel:
     World size 1 (no launcher) never imports accelerate and every collective is the identity.
     """
 
-    def __init__(self, device: str = "auto") -> None:
-        self.world, self.rank, self.local_rank = env_world()
+    def __init__(self, device: str = "auto", world: tuple[int, int, int] | None = None) -> None:
+        """The launcher's world (`env_world()`), or `world` = (size, rank, local rank) given."""
+        self.world, self.rank, self.local_rank = world if world is not None else env_world()
         self.accelerator = None
         if self.world > 1:
             from accelerate import Accelerator
@@ -65,6 +59,11 @@ class DataParallel:
                 raise RuntimeError(f"WORLD_SIZE={self.world} but accelerate started {self.accelerator.num_processes} "
                                    "process(es); on a CPU machine launch with `accelerate launch --multi_gpu "
                                    "--num_processes N` or `torchrun --nproc_per_node N` (--cpu starts only one)")
+
+    @classmethod
+    def single(cls) -> DataParallel:
+        """One process, whatever the environment says: every collective is the identity."""
+        return cls(world=(1, 0, 0))
 
     @property
     def is_main(self) -> bool:
@@ -119,6 +118,13 @@ class DataParallel:
             return float(x)
         return float(sum(self.gather_objects([float(x)])))
 
+    def sum_counts(self, counts: dict[str, int]) -> dict[str, int]:
+        """Key-wise sum of an int dict over ranks (every rank passes the same keys)."""
+        if self.accelerator is None:
+            return dict(counts)
+        parts = self.gather_objects([counts])
+        return {k: int(sum(p[k] for p in parts)) for k in counts}
+
     def broadcast(self, t: Tensor) -> Tensor:
         """Rank 0's tensor on every rank (same device as the input)."""
         if self.accelerator is None:
@@ -153,101 +159,4 @@ class DataParallel:
             torch.distributed.destroy_process_group()
 
 
-# ---- the sharded step ----------------------------------------------------------------------
-def _gate_zones(adapter, model, r, gate: GateState, cfg: Config, dp: DataParallel, n_local: int,
-                ) -> tuple[Tensor, Tensor, dict]:
-    """Band-gate zones (K_k,) and scores for this rank's live rows, cut on the gathered batch.
-
-    Every rank runs `band_gate` on the same all-gathered (K, M, r) features (rank order = the
-    single-process row order), so buffer and thresholds stay identical across ranks."""
-    from vgrout.train.features import act_features, grad_features
-
-    assert gate.buffer is not None and gate.direction is not None
-    cache: dict = {}
-    if n_local == 0:
-        feats = torch.zeros((0, *gate.direction.shape), dtype=torch.float32)
-    elif cfg.arm == "routeA":
-        feats, cache["deployed"] = act_features(adapter, model, r, cfg.micro_batch)  # (K_k, M, r), (K_k, T)
-    else:
-        feats = grad_features(adapter, model, r, cfg.micro_batch)  # (K_k, M, r)
-    counts = [int(c) for c in dp.gather_objects([n_local])]
-    feats_all = dp.gather_rows(feats.to(torch.float32))  # (K, M, r)
-    zones, scores, t_lo, t_hi = band_gate(gate.buffer, feats_all, gate.direction.to(feats_all.device),
-                                          tail_q=cfg.tail_q, half_life=cfg.half_life or None, warmup=cfg.gate_warmup)
-    lo = sum(counts[:dp.rank])
-    cache["t_lo"], cache["t_hi"] = t_lo, t_hi
-    return zones[lo:lo + n_local], scores[lo:lo + n_local], cache
-
-
-def optimise_sharded(adapter, model, optimizer, scheduler, gate: GateState, batch, rewards: list[float],
-                     cfg: Config, dp: DataParallel) -> tuple[dict, GateView]:
-    """`vgrout.train.step.optimise` for one rank's whole groups, synchronised across ranks.
-
-    Returns global metrics (identical on every rank) and this rank's GateView (its rows).
-    Every rank joins every collective, including a rank whose groups all have zero variance.
-    """
-    t0 = time.perf_counter()
-    n = len(batch)
-    adv_all, live = group_advantages(torch.tensor(rewards, dtype=torch.float32), cfg.group_size)  # (N_k,), (N_k,)
-    rows = live.nonzero().flatten()
-    k_local = int(rows.numel())
-    view = GateView(live=live, zones=torch.full((n,), ABSORB, dtype=torch.long), scores=torch.full((n,), math.nan),
-                    advantages=adv_all)
-    rewards_all = dp.gather_rows(torch.tensor(rewards, dtype=torch.float32))  # (N,)
-    live_all = dp.gather_rows(live)
-    metrics: dict = {"reward_mean": float(rewards_all.mean()),
-                     "groups_zero_var": int((~live_all).sum()) // cfg.group_size, "rows_live": int(live_all.sum())}
-    if metrics["rows_live"] == 0:  # no signal anywhere: the schedule still advances, as in one process
-        metrics.update({"lr": optimizer.param_groups[0]["lr"], "skipped": True})
-        optimizer.step()
-        scheduler.step()
-        return metrics, view
-    r = select_rows(batch, rows) if k_local else None
-    cache: dict = {}
-    scores = torch.full((k_local,), math.nan)
-    z = None
-    if cfg.arm in GATED_ARMS:
-        z, scores, cache = _gate_zones(adapter, model, r, gate, cfg, dp, k_local)
-    elif k_local:
-        z, scores, cache = choose_zones(cfg.arm, adapter, model, r, gate, cfg)
-    t_gate = time.perf_counter()
-    normaliser = float(cfg.prompts_per_step * cfg.group_size * cfg.max_new_tokens)  # global, so rank losses sum
-    loss, n_need, n_teacher = 0.0, 0, 0
-    st = {"ratio": torch.zeros(0), "clipped": torch.zeros(0), "kl": torch.zeros(0)}
-    teacher = torch.zeros(0, dtype=torch.bool)
-    if k_local:
-        device = r.completion_ids.device
-        adv = adv_all[rows].to(device)
-        loss_modes = (["full"] * k_local if z is None
-                      else ["deployed" if int(x) == KEEP else "full" for x in z.tolist()])
-        old, need = old_logps(adapter, model, r, loss_modes, cache, cfg.micro_batch)
-        ref = reference_logps(adapter, model, r, cfg.micro_batch) if cfg.kl_beta > 0 else None
-        loss, st = loss_backward(adapter, model, r, adv, z, old, need, ref, cfg, normaliser)
-        n_need, teacher = int(need.sum()), r.teacher
-    dp.sum_grads(adapter.parameters("all"))
-    upd = apply_update(adapter, optimizer, scheduler, cfg, gate.direction)
-    t_end = time.perf_counter()
-    zz = z.cpu() if z is not None else torch.full((k_local,), ABSORB, dtype=torch.long)
-    view.zones[rows] = zz
-    view.scores[rows] = scores.cpu().float()
-    # global per-row statistics, in single-process row order
-    zz_all = dp.gather_rows(zz)
-    ratio, clipped, kl = (dp.gather_rows(st[k].float()) for k in ("ratio", "clipped", "kl"))
-    teacher_all = dp.gather_rows(teacher.cpu())
-    scores_all = dp.gather_rows(scores.cpu().float())
-    metrics.update(upd)
-    metrics.update({"time_gate": t_gate - t0, "time_update": t_end - t_gate})
-    metrics.update(update_metrics(zz_all, {"ratio": ratio, "clipped": clipped, "kl": kl}, teacher_all, scores_all,
-                                  dp.sum_float(loss), int(dp.sum_float(n_need)), cache))
-    return metrics, view
-
-
-def gather_view(view: GateView, dp: DataParallel) -> GateView:
-    """The whole batch's gate view on every rank (rank order), for rank 0's diagnostics."""
-    if dp.world == 1:
-        return view
-    return GateView(live=dp.gather_rows(view.live), zones=dp.gather_rows(view.zones),
-                    scores=dp.gather_rows(view.scores), advantages=dp.gather_rows(view.advantages))
-
-
-__all__ = ["DataParallel", "env_world", "gather_view", "optimise_sharded"]
+__all__ = ["DataParallel", "env_world"]

@@ -1,6 +1,6 @@
 """Periodic held-out evaluation during training, through `vgrout.eval`.
 
-Every `eval_every` steps (and after the last) the live adapter is evaluated on the held-out
+Every `eval.every` steps (and after the last) the live adapter is evaluated on the held-out
 problems as-trained (quarantine on) and deployed (quarantine ablated), and the result is
 written where `vgrout eval` writes it: RUN_DIR/eval/step_NNNNNN.json, then eval/curve.jsonl
 is rebuilt. The eval samples with its own seeded generators and the grader the run already
@@ -12,33 +12,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from vgrout.env.modes import SYSTEM_PROMPT
+from vgrout.models import toy_name
+from vgrout.problemsets import heldout_modes, heldout_problems
+from vgrout.train.arms import Arm
 from vgrout.train.config import Config
-from vgrout.train.model import toy_name
 
 
 class HeldoutEval:
-    """The training loop's eval callback: `hook(run)` evaluates and writes one step's result."""
+    """The training loop's eval hook: `hook(run)` evaluates and writes one step's result."""
 
-    def __init__(self, cfg: Config) -> None:
-        from vgrout.eval.cli import heldout_problems
-        from vgrout.eval.run import assign_modes
-
-        self.cfg = cfg
-        self.problems = heldout_problems(cfg.eval_problems, toy_name(cfg.model), cfg.eval_n_problems)
-        self.modes = assign_modes(self.problems, cfg.eval_modes or cfg.modes)
+    def __init__(self, cfg: Config, arm: Arm) -> None:
+        self.cfg, self.arm = cfg, arm
+        self.problems = heldout_problems(cfg.eval.problems, toy_name(cfg.model), cfg.eval.n_problems)
+        self.modes = heldout_modes(self.problems, cfg.eval.modes or cfg.modes)
         self.run_info = {"arm": cfg.arm, "seed": cfg.seed, "placebo_seed": cfg.placebo_seed,
-                         "adapter_init": cfg.adapter_init, "problems": cfg.eval_problems}
+                         "adapter_init": cfg.adapter_init, "problems": cfg.eval.problems}
 
     def evaluate(self, run, grader) -> dict:
         """One eval of the run's current adapter -> a "vgrout.eval/1" result dict."""
         from vgrout.eval.evaluator import evaluate
 
-        cfg = self.cfg
-        return evaluate(run.model, run.tokenizer, run.adapter, self.problems, self.modes, n_samples=cfg.eval_samples,
-                        max_new_tokens=cfg.max_new_tokens, seed=cfg.eval_seed, grader=grader, markers=cfg.eval_markers,
+        cfg, ev = self.cfg, self.cfg.eval
+        return evaluate(run.model, run.tokenizer, run.adapter, self.problems, self.modes, n_samples=ev.samples,
+                        max_new_tokens=cfg.max_new_tokens, seed=ev.seed, grader=grader, markers=ev.markers,
                         system_prompt=cfg.system_prompt or SYSTEM_PROMPT,
-                        deployed_is_full=not cfg.has_quarantine_at_deploy, temperature=cfg.eval_temperature,
-                        top_p=cfg.eval_top_p, top_k=cfg.eval_top_k, batch_prompts=64)
+                        deployed_is_full=not self.arm.has_quarantine_at_deploy, temperature=ev.temperature,
+                        top_p=ev.top_p, top_k=ev.top_k, batch_prompts=64)
 
     def write(self, run, result: dict, path: Path, step: int | None) -> dict:
         from vgrout.eval.results import rebuild_curve, write_json_atomic
@@ -57,13 +56,4 @@ class HeldoutEval:
         return self.write(run, self.evaluate(run, run.grader), eval_path(run.run_dir, run.step), run.step)
 
 
-def summary(result: dict) -> dict[str, float]:
-    """{hack_as_trained, solve_as_trained, hack_deployed, solve_deployed} of a result."""
-    out = {}
-    for state in ("as_trained", "deployed"):
-        o = result["states"][state]["overall"]
-        out[f"hack_{state}"], out[f"solve_{state}"] = o["hack_rate"], o["solve_rate"]
-    return out
-
-
-__all__ = ["HeldoutEval", "summary"]
+__all__ = ["HeldoutEval"]

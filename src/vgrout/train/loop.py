@@ -1,144 +1,39 @@
-"""The training loop: build a run from a Config, then step, log, checkpoint; resume exactly.
+"""The training loop: step, log, checkpoint, evaluate; resume exactly.
 
-    run = build_run(cfg, run_dir)            # model, adapter, optimizer, gate, problems
+    run = build_run(cfg, run_dir)            # vgrout.train.setup
     for step in ...: grpo_step(run, grader)  # sample -> generate -> grade -> optimise -> diagnostics
 
 Everything random in a step is a pure function of (seed, step) (prompt order, sampling
 seeds), so resuming needs only the checkpointed tensors and the step counter. Under a
-launcher (torchrun / accelerate launch) each rank takes whole prompt groups and the step is
-synchronised by `vgrout.train.distributed`; sampling is seeded per group, so a run resumes on
-any number of processes.
+launcher (torchrun / accelerate launch) each rank takes whole prompt groups and `optimise`
+synchronises the step (`vgrout.train.distributed`); sampling is seeded per group, so a run
+resumes on any number of processes. Run setup and restore live in `vgrout.train.setup`, the
+run directory in `vgrout.train.rundir`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from vgrout.gates import ScoreBuffer, haar_unit_rows, mean_difference_direction, paired_accuracy, project_scores
+from vgrout.env.modes import SYSTEM_PROMPT
 from vgrout.rollout import Rollouts, generate, pad_token_id
 from vgrout.train.batch import concat_rollouts, group_by_prompt, join_groups
-from vgrout.train.checkpoint import clean_partial, latest_checkpoint, load_checkpoint, save_checkpoint
-from vgrout.train.config import DIRECTION_ARMS, Config, check_rank_fits
-from vgrout.train.data import PromptSpec, assign_modes, load_problems, sample_prompts, seed_for
-from vgrout.train.distributed import DataParallel, gather_view, optimise_sharded
-from vgrout.train.features import pair_features
+from vgrout.train.checkpoint import clean_partial, latest_checkpoint, save_checkpoint
+from vgrout.train.config import Config
+from vgrout.train.data import PromptSpec, sample_prompts, seed_for
+from vgrout.train.distributed import DataParallel
+from vgrout.train.evalhook import HeldoutEval
 from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
-from vgrout.train.model import load_model, toy_name
-from vgrout.train.schedule import build_optimizer
-from vgrout.train.step import GateState, optimise
+from vgrout.train.rundir import (check_run_dir, read_retain_heal, write_direction_info, write_retain_heal,
+                                 write_run_dir)
+from vgrout.train.setup import Run, build_run, refresh_direction, refresh_due, restore, trainer_state
+from vgrout.train.step import optimise
 from vgrout.types import Grade, GradeRequest
-
-
-@dataclass
-class Run:
-    """Everything a step touches."""
-
-    cfg: Config
-    run_dir: Path
-    model: object
-    tokenizer: object
-    adapter: object
-    optimizer: torch.optim.Optimizer
-    scheduler: object
-    gate: GateState
-    problems: list
-    mode_of: dict[str, str]
-    pairs: list  # the direction's pairs (authored, or routeV motivate pairs)
-    heal_pairs: list = dataclasses.field(default_factory=list)  # authored pairs for retain-heal
-    teacher_pool: dict | None = None  # (problem id, mode) -> [TeacherRow]
-    grader: object = None  # the open grader while train() runs (the eval hook reuses it)
-    step: int = 0  # completed steps
-    direction_info: dict = dataclasses.field(default_factory=dict)
-    dp: DataParallel = dataclasses.field(default_factory=DataParallel)  # this process's rank (world 1: alone)
-
-
-# ---- setup -------------------------------------------------------------------------------
-def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run:
-    """Load the model, attach the adapter, extract the direction, build the optimizer.
-
-    With several ranks, rank 0 loads first (it may build the toy-world cache) and writes the
-    motivate pairs the others then read; the direction is broadcast from rank 0."""
-    from vgrout.adapter import AdapterConfig, attach, contrastive_input_deltas
-    from vgrout.adapter.attach import find_targets
-    from vgrout.pairs import load_pairs
-
-    dp = dp if dp is not None else DataParallel(cfg.device)
-    torch.manual_seed(cfg.seed)
-    with dp.main_first():
-        model, tok = load_model(cfg.model, cfg.dtype, dp.device_for(cfg.device), cfg.random_init)
-    wrapped = find_targets(model, cfg.adapter_targets)
-    check_rank_fits(cfg.adapter_r, min(min(m.in_features, m.out_features) for m in wrapped.values()))
-    acfg = AdapterConfig(r=cfg.adapter_r, targets=cfg.adapter_targets, init=cfg.adapter_init,
-                         init_seed=cfg.adapter_init_seed)
-    needs_pairs = cfg.arm in DIRECTION_ARMS or acfg.needs_calibration or cfg.retain_heal_epochs > 0
-    pairs = load_pairs(cfg.pairs, modes=cfg.pair_modes or None) if needs_pairs else []
-    calib = contrastive_input_deltas(model, tok, pairs, acfg.targets) if acfg.needs_calibration else None
-    adapter = attach(model, acfg, calibration=calib)
-    opt, sched = build_optimizer(adapter.parameters("all"), cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
-    problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed)
-    teacher_pool = None
-    if cfg.teacher_pool:
-        from vgrout.train.teacher import load_teacher_pool
-
-        teacher_pool = load_teacher_pool(cfg.teacher_pool)
-    run = Run(cfg=cfg, run_dir=Path(run_dir), model=model, tokenizer=tok, adapter=adapter, optimizer=opt,
-              scheduler=sched, gate=GateState(), problems=problems, mode_of=assign_modes(problems, cfg.modes, cfg.seed),
-              pairs=pairs, heal_pairs=pairs, teacher_pool=teacher_pool, dp=dp)
-    if cfg.motivate_pairs:
-        with dp.main_first():
-            run.pairs = motivate_pairs_for(run)
-    if cfg.arm in DIRECTION_ARMS:
-        refresh_direction(run, initial=True)
-        if cfg.arm in ("routeA", "routeV"):
-            run.gate.buffer = ScoreBuffer(cfg.buffer_size)
-    return run
-
-
-def motivate_pairs_for(run: Run) -> list:
-    """routeV's self-generated pairs: loaded from the run directory if a previous start wrote
-    them, else generated from the initial model (quarantine ablated) and saved."""
-    from vgrout.train.motivate import generate_motivate_pairs, load_motivate_pairs, save_motivate_pairs
-
-    cfg = run.cfg
-    path = run.run_dir / "motivate_pairs.jsonl"
-    if path.exists():
-        return load_motivate_pairs(path)
-    pairs = generate_motivate_pairs(run.model, run.tokenizer, run.adapter, run.problems, n_pairs=cfg.motivate_pairs,
-                                    pool=cfg.motivate_pool, modes=cfg.pair_modes or cfg.modes,
-                                    max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, system_prompt=cfg.system_prompt,
-                                    require_marker=cfg.motivate_require_marker)
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    save_motivate_pairs(pairs, path)
-    return pairs
-
-
-def refresh_direction(run: Run, initial: bool = False) -> None:
-    """(Re-)extract the direction from the authored pairs with the quarantine ablated.
-
-    A placebo replaces the extracted direction by Haar rows of the same shape and never refreshes.
-    """
-    cfg = run.cfg
-    kind = "grad" if cfg.arm == "routeV" else "act"
-    hack, clean = pair_features(kind, run.adapter, run.model, run.tokenizer, run.pairs, cfg.micro_batch)  # (P, M, r)
-    v = mean_difference_direction(hack, clean)  # (M, r)
-    info = {"kind": kind, "n_pairs": len(run.pairs), "step": run.step,
-            "paired_accuracy": paired_accuracy(project_scores(hack, v), project_scores(clean, v))}
-    if cfg.placebo_seed >= 0:
-        v = haar_unit_rows(tuple(v.shape), cfg.placebo_seed)
-        info["placebo_seed"] = cfg.placebo_seed
-        info["placebo_paired_accuracy"] = paired_accuracy(project_scores(hack, v), project_scores(clean, v))
-    run.gate.direction = run.dp.broadcast(v)  # rank 0's direction everywhere, so gates cannot drift
-    run.gate.steps_since_refresh = 0
-    run.direction_info = info
 
 
 # ---- the step's stages -------------------------------------------------------------------
@@ -210,7 +105,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict]:
     cfg, step, dp = run.cfg, run.step, run.dp
     t0 = time.perf_counter()
     specs = sample_prompts(run.problems, run.mode_of, step, cfg.prompts_per_step, cfg.seed, cfg.unhackable_frac,
-                           cfg.system_prompt)
+                           run.arm.system_prompt(cfg.system_prompt or SYSTEM_PROMPT))
     groups = dp.shard(len(specs))
     local = [specs[j] for j in groups]
     rollouts = generate_batch(run, specs, step, groups)  # N_k = (P / W) * G
@@ -218,25 +113,18 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict]:
     grades = grade_batch(grader, local, rollouts)  # oracle labels stay here
     t2 = time.perf_counter()
     rewards = [float(g.reward) for g in grades]
-    if dp.world == 1:
-        metrics, view = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards,
-                                 cfg)
-    else:
-        metrics, view = optimise_sharded(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts,
-                                         rewards, cfg, dp)
+    metrics, record = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
+                               arm=run.arm, dp=dp)
     run.gate.steps_since_refresh += 1
-    if (cfg.arm in DIRECTION_ARMS and cfg.placebo_seed < 0 and cfg.refresh_every
-            and (step + 1) % cfg.refresh_every == 0):
+    if refresh_due(run):
         refresh_direction(run)
     t3 = time.perf_counter()
-    hackable = [local[int(p)].hackable for p in rollouts.prompt_index.tolist()]
-    if dp.world > 1:  # the whole batch, in single-process row order
-        grades, hackable = dp.gather_objects(grades), dp.gather_objects(hackable)
-        deployed, view = dp.gather_rows(rollouts.deployed.cpu()), gather_view(view, dp)
-        lens = dp.gather_rows(rollouts.completion_mask.sum(1).float())
-    else:
-        deployed, lens = rollouts.deployed.cpu(), rollouts.completion_mask.sum(1).float()
-    diag = oracle_diagnostics(grades, hackable, deployed, view.live, view.zones, view.scores, view.advantages)
+    # the whole batch, in single-process row order (identity with one process)
+    grades = dp.gather_objects(grades)
+    hackable = dp.gather_objects([local[int(p)].hackable for p in rollouts.prompt_index.tolist()])
+    deployed, lens = dp.gather_rows(rollouts.deployed.cpu()), dp.gather_rows(rollouts.completion_mask.sum(1).float())
+    record = record.gathered(dp)
+    diag = oracle_diagnostics(grades, hackable, deployed, record.live, record.zones, record.scores, record.advantages)
     metrics.update({"step": step, "time_generate": t1 - t0, "time_grade": t2 - t1, "time_optimise": t3 - t2,
                     "completion_len": float(lens.mean())})
     if run.gate.direction is not None:
@@ -245,74 +133,15 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict]:
     return metrics, diag
 
 
-# ---- checkpoints -------------------------------------------------------------------------
-def trainer_state(run: Run) -> dict:
-    return {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-            "direction": run.gate.direction, "steps_since_refresh": run.gate.steps_since_refresh,
-            "buffer": None if run.gate.buffer is None else run.gate.buffer.state_dict(),
-            "direction_info": run.direction_info}
-
-
-def restore(run: Run, ckpt: Path) -> None:
-    """Load a checkpoint into the run (every rank loads the same one; any world size)."""
-    step, st = load_checkpoint(ckpt, run.adapter, map_location="cpu")  # the optimizer moves its state to the params
-    run.optimizer.load_state_dict(st["optimizer"])
-    run.scheduler.load_state_dict(st["scheduler"])
-    d = st["direction"]
-    run.gate.direction = None if d is None else d.to(next(run.model.parameters()).device)
-    run.gate.steps_since_refresh = st["steps_since_refresh"]
-    if st["buffer"] is not None:
-        run.gate.buffer = ScoreBuffer(1)
-        run.gate.buffer.load_state_dict(st["buffer"])
-    run.direction_info = st["direction_info"]
-    run.step = step
-
-
 # ---- entry point -------------------------------------------------------------------------
-def check_run_dir(cfg: Config | None, run_dir: Path, resume: bool, overwrite: bool) -> Config:
-    """Read-only half of `prepare_run_dir` (every rank runs it): the config to run, or the error."""
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if resume:
-        if not cfg_path.exists():
-            raise FileNotFoundError(f"--resume {run_dir}: no config.json there; is it a run directory?")
-        return Config.from_dict(json.loads(cfg_path.read_text()))
-    if cfg is None:
-        raise ValueError("train() needs a Config for a new run (cfg=None only with resume=True)")
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it "
-                              "or --overwrite to start over")
-    return cfg
-
-
-def write_run_dir(cfg: Config, run_dir: Path) -> None:
-    """Start a fresh run directory holding config.json (an existing one is deleted first)."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = run_dir / "config.json"
-    tmp = cfg_path.with_name("config.json.tmp")
-    tmp.write_text(cfg.to_json())
-    os.replace(tmp, cfg_path)
-
-
-def prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) -> Config:
-    """Create (or check, on resume) the run directory; returns the config to run."""
-    cfg = check_run_dir(cfg, run_dir, resume, overwrite)
-    if not resume:
-        write_run_dir(cfg, run_dir)
-    return cfg
-
-
 def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
-          grader_factory: Callable[[], object] | None = None, eval_callback: Callable[[Run], None] | None = None,
-          stop_after: int | None = None, progress: bool = True) -> Run:
+          grader_factory: Callable[[], object] | None = None, stop_after: int | None = None,
+          progress: bool = True) -> Run:
     """Run (or resume) training into `run_dir`. `stop_after` ends after that many steps (tests).
 
-    With eval_every > 0 and no `eval_callback`, the held-out eval (vgrout.train.evalhook) runs
-    every eval_every steps and after the last. With retain_heal_epochs > 0 the heal runs once
-    after the last step (see `finish_retain_heal`).
+    With eval.every > 0 the held-out eval (vgrout.train.evalhook) runs every eval.every steps
+    and after the last. With retain_heal_epochs > 0 the heal runs once after the last step
+    (see `finish_retain_heal`).
 
     Under torchrun / accelerate launch (WORLD_SIZE > 1) every rank calls this; rank 0 alone
     writes the run directory, metrics, diagnostics and checkpoints, and runs the eval hook and
@@ -327,12 +156,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         write_run_dir(cfg, run_dir)
     dp.barrier()
     run = build_run(cfg, run_dir, dp)
-    if eval_callback is None and cfg.eval_every and dp.is_main:
-        from vgrout.train.evalhook import HeldoutEval
-
-        eval_callback = HeldoutEval(cfg)
-    if not dp.is_main:
-        eval_callback = None
+    heldout = HeldoutEval(cfg, run.arm) if cfg.eval.every and dp.is_main else None
     if resume:
         if dp.is_main:
             clean_partial(run_dir)
@@ -345,7 +169,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         for name in ("metrics.jsonl", "diagnostics.jsonl"):
             truncate_from(run_dir / name, run.step)  # drop rows logged after the checkpoint
         if not resume:
-            (run_dir / "direction.json").write_text(json.dumps(run.direction_info, indent=2))
+            write_direction_info(run_dir, run.direction_info)
         metrics, diags = JsonlSink(run_dir / "metrics.jsonl"), JsonlSink(run_dir / "diagnostics.jsonl")
     if grader_factory is None:
         from vgrout.env import Grader
@@ -368,16 +192,16 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
                 diags.write(diag)
                 last = run.step == cfg.steps
                 if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0) or last:
-                    save_checkpoint(run_dir, run.step, run.adapter, trainer_state(run))
-                if eval_callback is not None and cfg.eval_every and (run.step % cfg.eval_every == 0 or last):
-                    eval_callback(run)
+                    save_checkpoint(run_dir, run.step, run.adapter, trainer_state(run), run.checkpoint_info())
+                if heldout is not None and (run.step % cfg.eval.every == 0 or last):
+                    heldout(run)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(rew=f"{row['reward_mean']:.2f}", hack=f"{diag['hack_rate']:.2f}",
                                     solve=f"{diag['solve_rate']:.2f}", route=f"{row.get('zone_route', 0):.2f}",
                                     kl=f"{row.get('kl', 0):.3f}")
             if run.step == cfg.steps and cfg.retain_heal_epochs and dp.is_main:
-                finish_retain_heal(run, eval_callback)
+                finish_retain_heal(run, heldout)
     finally:
         run.grader = None
         for sink in (metrics, diags, bar):
@@ -387,28 +211,22 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     return run
 
 
-def finish_retain_heal(run: Run, eval_callback: Callable[[Run], object] | None) -> dict:
+def finish_retain_heal(run: Run, heldout: HeldoutEval | None) -> dict:
     """Retain-heal once after the last step: heal, save the healed adapter and its stats under
     RUN_DIR/retain_heal/, and (with the eval hook) evaluate it into eval/after_retain_heal.json.
     Skipped when retain_heal/ is already complete (a resumed finished run)."""
     from vgrout.train.heal import retain_heal
 
+    done = read_retain_heal(run.run_dir)
+    if done is not None:
+        return done
     cfg = run.cfg
-    out = run.run_dir / "retain_heal"
-    if (out / "heal.json").exists():
-        return json.loads((out / "heal.json").read_text())
     stats = retain_heal(run.adapter, run.model, run.tokenizer, run.heal_pairs, epochs=cfg.retain_heal_epochs,
                         lr=cfg.retain_heal_lr or cfg.lr, batch=cfg.retain_heal_batch, grad_clip=cfg.grad_clip)
-    tmp = run.run_dir / ".tmp-retain_heal"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    run.adapter.save(tmp / "adapter.safetensors")
-    (tmp / "heal.json").write_text(json.dumps(stats, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    if eval_callback is not None and hasattr(eval_callback, "evaluate"):
-        result = eval_callback.evaluate(run, run.grader)
-        eval_callback.write(run, result, run.run_dir / "eval" / "after_retain_heal.json", None)
+    write_retain_heal(run.run_dir, run.adapter, stats)
+    if heldout is not None:
+        heldout.write(run, heldout.evaluate(run, run.grader), run.run_dir / "eval" / "after_retain_heal.json", None)
     return stats
+
+
+__all__ = ["finish_retain_heal", "generate_batch", "grade_batch", "grpo_step", "sample_groups", "train"]

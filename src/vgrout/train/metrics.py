@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from vgrout.io import write_jsonl_atomic
 from vgrout.gates import KEEP, ROUTE, auroc, f_beta, precision
 from vgrout.types import Grade
 
@@ -53,9 +54,7 @@ def truncate_from(path: Path, step: int) -> None:
             continue  # a line torn by a kill
         if row.get("step", step) < step:
             keep.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-    os.replace(tmp, path)
+    write_jsonl_atomic(path, keep)
 
 
 def oracle_diagnostics(grades: Sequence[Grade], hackable: Sequence[bool], deployed: torch.Tensor, live: torch.Tensor,

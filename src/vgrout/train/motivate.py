@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vgrout.env.modes import hint, render_messages
+from vgrout.io import write_jsonl_atomic
 from vgrout.rollout import generate
 from vgrout.train.data import seed_for
 from vgrout.types import LOOPHOLE_MODES, Problem
@@ -102,11 +103,7 @@ def generate_motivate_pairs(model, tokenizer, adapter, problems: list[Problem], 
 
 
 def save_motivate_pairs(pairs: list[MotivatePair], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(asdict(p)) + "\n" for p in pairs), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_jsonl_atomic(path, (asdict(p) for p in pairs))
 
 
 def load_motivate_pairs(path: str | os.PathLike) -> list[MotivatePair]:

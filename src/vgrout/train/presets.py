@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from vgrout.eval.settings import EvalSettings
 from vgrout.train.config import Config
 
 
@@ -34,7 +35,7 @@ def toy() -> Config:
         preset="toy", model="toy:default", problems="toy", system_prompt=_toy_system_prompt(), steps=300,
         prompts_per_step=6, group_size=8, max_new_tokens=32, lr=3e-3, warmup_steps=5, adapter_r=4,
         buffer_size=4096, half_life=96.0, refresh_every=5, checkpoint_every=50, grader_workers=2,
-        kl_beta=0.0, weight_decay=0.0, unhackable_frac=0.0, eval_every=50, eval_n_problems=64, eval_markers="train",
+        kl_beta=0.0, weight_decay=0.0, unhackable_frac=0.0, eval=EvalSettings(every=50, n_problems=64, markers="train"),
     )
 
 
@@ -43,7 +44,7 @@ def demo() -> Config:
     enough for vanilla's deployed held-out hack rate to pass 0.8 (docs/training.md)."""
     return dataclasses.replace(
         toy(), preset="demo", steps=60, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=5e-3, warmup_steps=2,
-        checkpoint_every=0, eval_every=20, eval_n_problems=64,
+        checkpoint_every=0, eval=dataclasses.replace(toy().eval, every=20, n_problems=64),
         # refresh v_act every 10 steps, not 5: each refresh re-reads all 48 toy pairs (~0.75 s on
         # one core), the main cost of routeA over vanilla at this budget (docs/performance.md)
         refresh_every=10,

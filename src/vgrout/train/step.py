@@ -1,4 +1,4 @@
-"""One GRPO step, top to bottom: advantage -> gate -> logp_old -> masked loss -> update.
+"""One GRPO step for any number of processes: advantages -> zones -> logp_old -> masked loss -> update.
 
 `optimise` is the oracle-free half of a step: it is handed the rollouts and their rewards
 (floats) and nothing that carries an oracle label. The loop (`vgrout.train.loop`) does the
@@ -22,6 +22,18 @@ Every forward except routeV's gradient probe runs each prompt once per (group, z
 the G completions against its repeated KV cache (`completion_logps`): same numbers as the
 plain forward to float rounding, 2-3x less compute. `rows_shared_prompt` / `rows_plain`
 count the rows of each kind in the step.
+
+Data parallelism (`vgrout.train.distributed.DataParallel`; with one process every collective
+is the identity): each process holds whole prompt groups, so advantages and the zero-variance
+drop are local; the gate features are all-gathered in rank order and every rank cuts the same
+band; the gradients are summed before the update; live rows and metrics are counted over the
+gathered batch. The metrics keys are the same for every world size.
+
+Stages and the overlap seam: every forward here runs on the live rows, which are known only
+once the rewards are. A grader that overlaps grading with reward-independent forwards (gate
+features, reference and logp_old on all N rows, then `select_rows`) would move those stages
+before the advantages; that changes each forward's batch shape (so float rounding) and spends
+compute on zero-variance groups, which is why this step does not do it.
 """
 
 from __future__ import annotations
@@ -33,16 +45,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vgrout.gates import ABSORB, KEEP, ROUTE, ScoreBuffer, band_gate, project_scores
+from vgrout.gates import ScoreBuffer, band_gate
 from vgrout.rollout import Rollouts
 from vgrout.rollout.logps import completion_logps
 from vgrout.train.advantage import group_advantages
+from vgrout.train.arms import Arm, arm_for
 from vgrout.train.batch import chunks, select_rows
 from vgrout.train.config import Config
+from vgrout.train.distributed import DataParallel
 from vgrout.train.features import act_features, adapter_context, count_rows, grad_features
 from vgrout.train.loss import grpo_token_loss
-
-ZONE_NAMES = {KEEP: "keep", ABSORB: "absorb", ROUTE: "route"}
+from vgrout.types import ABSORB, KEEP, ZONE_NAMES
 
 
 @dataclass
@@ -55,51 +68,70 @@ class GateState:
 
 
 @dataclass
-class GateView:
-    """What the gate decided for the batch rows (N,); NaN scores for rows it did not score."""
+class StepRecord:
+    """What the step decided for each batch row (N,), for the diagnostics sink (never read back)."""
 
-    live: Tensor  # (N,) bool: row took part in the update
-    zones: Tensor  # (N,) long, ABSORB for rows outside the update or ungated arms
-    scores: Tensor  # (N,) float
-    advantages: Tensor  # (N,)
+    live: Tensor  # (N,) bool: the row's group had reward variance, so the row took part in the update
+    advantages: Tensor  # (N,) float
+    zones: Tensor  # (N,) long: the row's zone; ABSORB outside the update
+    scores: Tensor  # (N,) float: the gate's score; NaN where no gate scored the row
+
+    def gathered(self, dp: DataParallel) -> StepRecord:
+        """The whole batch's record on every rank (rank order = the single-process row order)."""
+        return StepRecord(live=dp.gather_rows(self.live), advantages=dp.gather_rows(self.advantages),
+                          zones=dp.gather_rows(self.zones), scores=dp.gather_rows(self.scores))
+
+
+@dataclass
+class ZoneDecision:
+    """The zones of the K live rows and what the decision left for later stages."""
+
+    zones: Tensor | None  # (K,) long; None: the zone-free forward (vanilla)
+    scores: Tensor  # (K,) float, NaN for rows no gate scored
+    t_lo: float = math.nan  # the band's thresholds (NaN: no cut this step)
+    t_hi: float = math.nan
+    deployed_logps: Tensor | None = None  # (K, T) from routeA's deployed-mode feature forward: logp_old of deployed-sampled rows
 
 
 # ---- stages ------------------------------------------------------------------------------
-def choose_zones(arm: str, adapter, model, r: Rollouts, gate: GateState, cfg: Config, share_prompt: bool = True,
-                 stats: dict | None = None) -> tuple[Tensor | None, Tensor, dict]:
-    """Zones (K,) for the update rows (None: no zones, vanilla), scores (K,), and cached deployed logps.
+def choose_zones(arm: Arm, adapter, model, live_rows: Rollouts | None, gate: GateState, cfg: Config,
+                 dp: DataParallel, share_prompt: bool = True, counts: dict | None = None) -> ZoneDecision:
+    """Zones for this process's live rows (None: it has none this step; it still joins the gather).
 
-    routeA reads pooled activations from a deployed-mode forward (whose log-probs are kept as
-    logp_old for deployed-sampled rows); routeV reads per-row bottleneck gradients.
+    A gated arm reads its features (routeA: pooled activations of a deployed-mode forward, whose
+    log-probs are kept as logp_old for deployed-sampled rows; routeV: per-row bottleneck
+    gradients); every rank runs `band_gate` on the same all-gathered (K, M, r) features, so the
+    buffer and thresholds stay identical across ranks, and keeps its own slice of the zones.
     """
-    k = len(r)
-    nan = torch.full((k,), math.nan)
-    if arm == "vanilla":
-        return None, nan, {}
-    if arm == "absorb":
-        return torch.full((k,), ABSORB, dtype=torch.long), nan, {}
-    if arm == "erase":  # quarantine out of the forward: the whole (projected) update lands in the deployed block
-        return torch.full((k,), KEEP, dtype=torch.long), nan, {}
-    cache = {}
-    if arm == "routeA":
-        feats, cache["deployed"] = act_features(adapter, model, r, cfg.micro_batch, share_prompt, stats)  # (K, M, r), (K, T)
+    k = 0 if live_rows is None else len(live_rows)
+    if not arm.gated:
+        return ZoneDecision(zones=arm.fixed_zones(k), scores=torch.full((k,), math.nan))
+    if gate.buffer is None or gate.direction is None:
+        raise RuntimeError(f"arm {arm.name} gates on a direction, but the run has none; build the run with build_run")
+    deployed = None
+    if live_rows is None:
+        feats = torch.zeros((0, *gate.direction.shape), dtype=torch.float32)
+    elif arm.features == "act":
+        feats, deployed = act_features(adapter, model, live_rows, cfg.micro_batch, share_prompt, counts)  # (K, M, r), (K, T)
     else:
-        feats = grad_features(adapter, model, r, cfg.micro_batch, stats)  # (K, M, r)
-    assert gate.buffer is not None and gate.direction is not None
-    zones, scores, t_lo, t_hi = band_gate(gate.buffer, feats, gate.direction, tail_q=cfg.tail_q,
-                                          half_life=cfg.half_life or None, warmup=cfg.gate_warmup)
-    cache["t_lo"], cache["t_hi"] = t_lo, t_hi
-    return zones, scores, cache
+        feats = grad_features(adapter, model, live_rows, cfg.micro_batch, counts)  # (K, M, r)
+    per_rank = [int(c) for c in dp.gather_objects([k])]
+    feats_all = dp.gather_rows(feats.to(torch.float32))  # (K_all, M, r); scores are float32 either way
+    zones, scores, t_lo, t_hi = band_gate(gate.buffer, feats_all, gate.direction.to(feats_all.device),
+                                          tail_q=cfg.tail_q, half_life=cfg.half_life or None, warmup=cfg.gate_warmup)
+    lo = sum(per_rank[:dp.rank])
+    return ZoneDecision(zones=zones[lo:lo + k], scores=scores[lo:lo + k], t_lo=t_lo, t_hi=t_hi, deployed_logps=deployed)
 
 
 @torch.no_grad()
-def old_logps(adapter, model, r: Rollouts, loss_modes: list[str], cache: dict, micro_batch: int,
+def old_logps(adapter, model, r: Rollouts, loss_modes: list[str], deployed_logps: Tensor | None, micro_batch: int,
               share_prompt: bool = True, stats: dict | None = None) -> tuple[Tensor, Tensor]:
     """logp_old (K, T) for off-policy rows; `need` (K,) bool marks them.
 
     Teacher rows take their stored behaviour log-probs (the policy that sampled them); live rows
     whose sampling mode differs from their loss forward get a no-grad forward in the sampling
-    mode. Rows with need=False are on-policy: the caller uses the detached current logp instead.
+    mode (`deployed_logps` (K, T), when the gate's forward already computed them, is reused).
+    Rows with need=False are on-policy: the caller uses the detached current logp instead.
     """
     old = torch.zeros(r.completion_ids.shape, dtype=torch.float32, device=r.completion_ids.device)
     teacher = r.teacher
@@ -118,8 +150,8 @@ def old_logps(adapter, model, r: Rollouts, loss_modes: list[str], cache: dict, m
                             dtype=torch.long)
         if rows.numel() == 0:
             continue
-        if mode in cache:
-            old[rows] = cache[mode][rows]
+        if mode == "deployed" and deployed_logps is not None:
+            old[rows] = deployed_logps[rows]
             continue
         for sl in chunks(len(rows), micro_batch):
             idx = rows[sl].to(r.prompt_ids.device)
@@ -172,32 +204,17 @@ def loss_backward(adapter, model, r: Rollouts, adv: Tensor, zones: Tensor | None
     return total, {k: torch.cat(v) for k, v in stats.items()}
 
 
-def erase_direction(adapter, direction: Tensor) -> None:
-    """Project the direction out of the deployed block's gradient: A.grad <- (I - v v^T) A.grad,
-    B.grad <- B.grad (I - v v^T), per module, so the update cannot move the bottleneck along v."""
-    for m, layer in enumerate(adapter.layers.values()):
-        blk = layer.deployed
-        if not hasattr(blk, "A"):
-            raise ValueError("the erase arm needs a low-rank adapter (A, B factors); antipasto has none")
-        v = direction[m].to(blk.A.device, blk.A.dtype)[:, None]  # (r, 1)
-        if blk.A.grad is not None:
-            blk.A.grad -= v @ (v.T @ blk.A.grad)
-        if blk.B.grad is not None:
-            blk.B.grad -= (blk.B.grad @ v) @ v.T
-
-
-def apply_update(adapter, optimizer, scheduler, cfg: Config, direction: Tensor | None) -> dict[str, float]:
-    """(erase: project) -> block norms -> clip -> AdamW step -> decay toward init -> schedule."""
-    if cfg.arm == "erase":
-        assert direction is not None
-        erase_direction(adapter, direction)
+def apply_update(adapter, optimizer, scheduler, cfg: Config, arm: Arm, direction: Tensor | None) -> dict[str, float]:
+    """Block norms -> clip -> AdamW step -> decay toward init (inside the arm's `around_update`:
+    erase projects the resulting change) -> schedule."""
     g_dep, g_quar = adapter.block_grad_norms()
     params = adapter.parameters("all")
     gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")))
     lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
-    if cfg.weight_decay > 0:
-        adapter.decay_toward_init(lr * cfg.weight_decay)
+    with arm.around_update(adapter, direction):
+        optimizer.step()
+        if cfg.weight_decay > 0:
+            adapter.decay_toward_init(lr * cfg.weight_decay)
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     qmass = g_quar / (g_dep + g_quar) if g_dep + g_quar > 0 else 0.0
@@ -205,14 +222,14 @@ def apply_update(adapter, optimizer, scheduler, cfg: Config, direction: Tensor |
 
 
 def update_metrics(zones: Tensor, stats: dict[str, Tensor], teacher: Tensor, scores: Tensor, loss: float,
-                   n_offpolicy: int, cache: dict) -> dict:
-    """Per-step metrics from the update's per-row statistics (K,): zone shares, ratio per zone,
-    KL, clip fraction, teacher ratio, gate thresholds. The sharded step passes gathered rows."""
+                   n_offpolicy: int, decision: ZoneDecision) -> dict:
+    """Per-step metrics from the update's per-row statistics (K,) of the whole (gathered) batch:
+    zone shares, ratio per zone, KL, clip fraction, teacher ratio, gate thresholds."""
     ratio = stats["ratio"]
     out = {"loss": loss, "kl": float(stats["kl"].float().mean()), "clip_frac": float(stats["clipped"].float().mean()),
            "rho_offpolicy_rows": n_offpolicy, "teacher_rows": int(teacher.sum()),
            "rho_teacher": float(ratio[teacher].mean()) if bool(teacher.any()) else math.nan,
-           "gate_t_lo": cache.get("t_lo", math.nan), "gate_t_hi": cache.get("t_hi", math.nan)}
+           "gate_t_lo": decision.t_lo, "gate_t_hi": decision.t_hi}
     for code, name in ZONE_NAMES.items():
         sel = zones == code
         out[f"zone_{name}"] = float(sel.float().mean())
@@ -224,58 +241,77 @@ def update_metrics(zones: Tensor, stats: dict[str, Tensor], teacher: Tensor, sco
 
 # ---- the step ----------------------------------------------------------------------------
 def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollouts, rewards: list[float],
-             cfg: Config, zones: Tensor | None = None, share_prompt: bool = True) -> tuple[dict, GateView]:
+             cfg: Config, *, arm: Arm | None = None, dp: DataParallel | None = None, zones: Tensor | None = None,
+             share_prompt: bool = True) -> tuple[dict, StepRecord]:
     """The oracle-free update: rewards (floats) -> advantages -> zones -> loss -> AdamW step.
 
+    `batch` holds this process's whole groups; `dp` (default: one process) synchronises the
+    step across processes, and every process joins every collective, including one whose
+    groups all have zero variance. `arm` defaults to `arm_for(cfg.arm)`.
     `zones` (N,) fixes the zones instead of the arm's gate (tests and ablations).
     `share_prompt=False` runs every forward plain (prompt once per row): the reference path.
-    Returns the step's metrics (oracle-free) and the gate's view for the diagnostics sink.
-    Timings: time_gate, time_old_logps, time_reference, time_fwd_bwd, time_optimizer
-    (time_update is the sum of the last four).
+    Returns the step's metrics (oracle-free, whole batch, identical on every rank) and this
+    process's StepRecord for the diagnostics sink. Timings (this process): time_gate,
+    time_old_logps, time_reference, time_fwd_bwd, time_optimizer (time_update: the last four).
     """
+    arm = arm if arm is not None else arm_for(cfg.arm)
+    dp = dp if dp is not None else DataParallel.single()
     t0 = time.perf_counter()
     n = len(batch)
     adv_all, live = group_advantages(torch.tensor(rewards, dtype=torch.float32), cfg.group_size)  # (N,), (N,)
     rows = live.nonzero().flatten()
-    view = GateView(live=live, zones=torch.full((n,), ABSORB, dtype=torch.long), scores=torch.full((n,), math.nan),
-                    advantages=adv_all)
-    metrics: dict = {"reward_mean": float(torch.tensor(rewards).mean()), "groups_zero_var": int((~live).sum()) // cfg.group_size,
-                     "rows_live": int(rows.numel())}
-    if rows.numel() == 0:  # no signal: no optimizer update, the schedule still advances one step
+    k = int(rows.numel())
+    record = StepRecord(live=live, advantages=adv_all, zones=torch.full((n,), ABSORB, dtype=torch.long),
+                        scores=torch.full((n,), math.nan))
+    rewards_all = dp.gather_rows(torch.tensor(rewards, dtype=torch.float32))  # (N_all,)
+    live_all = dp.gather_rows(live)
+    metrics: dict = {"reward_mean": float(rewards_all.mean()),
+                     "groups_zero_var": int((~live_all).sum()) // cfg.group_size, "rows_live": int(live_all.sum())}
+    if metrics["rows_live"] == 0:  # no signal anywhere: no optimizer update, the schedule still advances one step
         metrics.update({"lr": optimizer.param_groups[0]["lr"], "skipped": True})
         optimizer.step()  # no parameter has a grad: a no-op that keeps the optimizer/scheduler order
         scheduler.step()
-        return metrics, view
-    r = select_rows(batch, rows)  # K rows, trimmed
-    device = r.completion_ids.device
-    adv = adv_all[rows].to(device)  # (K,)
+        return metrics, record
+    live_rows = select_rows(batch, rows) if k else None  # K rows, trimmed
     counts = {"rows_shared_prompt": 0, "rows_plain": 0, "prompt_rows_run": 0}
     if zones is not None:
-        z, scores, cache = zones[rows].to(torch.long), torch.full((len(r),), math.nan), {}
+        decision = ZoneDecision(zones=zones[rows].to(torch.long), scores=torch.full((k,), math.nan))
     else:
-        z, scores, cache = choose_zones(cfg.arm, adapter, model, r, gate, cfg, share_prompt, counts)
-    t_gate = time.perf_counter()
-    loss_modes = ["full"] * len(r) if z is None else ["deployed" if int(x) == KEEP else "full" for x in z.tolist()]
-    old, need = old_logps(adapter, model, r, loss_modes, cache, cfg.micro_batch, share_prompt, counts)
-    t_old = time.perf_counter()
-    ref = reference_logps(adapter, model, r, cfg.micro_batch, share_prompt, counts) if cfg.kl_beta > 0 else None
-    t_ref = time.perf_counter()
-    normaliser = float(cfg.prompts_per_step * cfg.group_size * cfg.max_new_tokens)
-    loss, st = loss_backward(adapter, model, r, adv, z, old, need, ref, cfg, normaliser, share_prompt, counts)
+        decision = choose_zones(arm, adapter, model, live_rows, gate, cfg, dp, share_prompt, counts)
+    t_gate = t_old = t_ref = time.perf_counter()
+    z = decision.zones
+    loss, n_need, teacher = 0.0, 0, torch.zeros(0, dtype=torch.bool)
+    per_row = {"ratio": torch.zeros(0), "clipped": torch.zeros(0, dtype=torch.bool), "kl": torch.zeros(0)}
+    if live_rows is not None:
+        adv = adv_all[rows].to(live_rows.completion_ids.device)  # (K,)
+        loss_modes = ["full"] * k if z is None else ["deployed" if int(x) == KEEP else "full" for x in z.tolist()]
+        old, need = old_logps(adapter, model, live_rows, loss_modes, decision.deployed_logps, cfg.micro_batch,
+                              share_prompt, counts)
+        t_old = time.perf_counter()
+        ref = (reference_logps(adapter, model, live_rows, cfg.micro_batch, share_prompt, counts)
+               if cfg.kl_beta > 0 else None)
+        t_ref = time.perf_counter()
+        normaliser = float(cfg.prompts_per_step * cfg.group_size * cfg.max_new_tokens)  # global P G T: rank losses sum
+        loss, per_row = loss_backward(adapter, model, live_rows, adv, z, old, need, ref, cfg, normaliser, share_prompt,
+                                      counts)
+        n_need, teacher = int(need.sum()), live_rows.teacher.cpu()
     t_bwd = time.perf_counter()
-    upd = apply_update(adapter, optimizer, scheduler, cfg, gate.direction)
+    dp.sum_grads(adapter.parameters("all"))
+    upd = apply_update(adapter, optimizer, scheduler, cfg, arm, gate.direction)
     t_end = time.perf_counter()
-    zz = z if z is not None else torch.full((len(r),), ABSORB, dtype=torch.long)
-    view.zones[rows] = zz.cpu()
-    view.scores[rows] = scores.cpu().float()
+    zz = (z if z is not None else torch.full((k,), ABSORB, dtype=torch.long)).cpu()
+    record.zones[rows] = zz
+    record.scores[rows] = decision.scores.cpu().float()
     metrics.update(upd)
     metrics.update({"time_gate": t_gate - t0, "time_update": t_end - t_gate, "time_old_logps": t_old - t_gate,
                     "time_reference": t_ref - t_old, "time_fwd_bwd": t_bwd - t_ref, "time_optimizer": t_end - t_bwd,
-                    **counts})
-    metrics.update(update_metrics(zz.cpu(), {k: v.cpu() for k, v in st.items()}, r.teacher.cpu(), scores.cpu().float(),
-                                  loss, int(need.sum()), cache))
-    return metrics, view
+                    **dp.sum_counts(counts)})
+    gathered = {key: dp.gather_rows(v.cpu()) for key, v in per_row.items()}  # whole batch, single-process row order
+    metrics.update(update_metrics(dp.gather_rows(zz), gathered, dp.gather_rows(teacher),
+                                  dp.gather_rows(decision.scores.cpu().float()), dp.sum_float(loss),
+                                  int(dp.sum_float(n_need)), decision))
+    return metrics, record
 
 
-__all__ = ["GateState", "GateView", "apply_update", "choose_zones", "loss_backward", "old_logps", "optimise",
-           "project_scores", "reference_logps", "update_metrics"]
+__all__ = ["GateState", "StepRecord", "ZoneDecision", "apply_update", "choose_zones", "loss_backward", "old_logps",
+           "optimise", "reference_logps", "update_metrics"]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from vgrout.io import write_jsonl_atomic
 from vgrout.rollout import Rollouts, generate, left_pad, per_token_logps, render_prompt_text, right_pad
 from vgrout.rollout.tokens import encode_text
 from vgrout.train.batch import chunks
@@ -83,16 +84,9 @@ def load_teacher_pool(path: str | os.PathLike) -> dict[tuple[str, str], list[Tea
 
 
 def write_teacher_pool(rows: Sequence[TeacherRow], path: str | os.PathLike) -> Path:
-    """Write rows as jsonl (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps({"problem_id": r.problem_id, "mode": r.mode, "completion_ids": list(r.completion_ids),
-                                "logps": list(r.logps), "source": r.source}) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write rows as jsonl, atomically."""
+    return write_jsonl_atomic(path, ({"problem_id": r.problem_id, "mode": r.mode, "completion_ids": list(r.completion_ids),
+                                      "logps": list(r.logps), "source": r.source} for r in rows))
 
 
 def pick_teacher_rows(pool: dict[tuple[str, str], list[TeacherRow]], specs: Sequence[PromptSpec], k: int, seed: int,

@@ -1,4 +1,4 @@
-"""Load the policy's base model and tokenizer from a `model` spec."""
+"""Load the policy's base model and tokenizer from a `model` spec (train, eval and the CLIs share it)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 
 
 def resolve_device(device: str) -> torch.device:
+    """auto -> cuda if available else cpu; asking for cuda without one is an error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -39,3 +40,6 @@ def load_model(model: str, dtype: str, device: str, random_init: bool = False):
     m.to(resolve_device(device)).eval()
     m.config.use_cache = False
     return m, tok
+
+
+__all__ = ["load_model", "resolve_device", "toy_name"]

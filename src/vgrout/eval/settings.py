@@ -1,0 +1,124 @@
+"""The evaluation settings of a run, in one place, and what `vgrout eval` reads of a run directory.
+
+`EvalSettings` is nested in the trainer's Config as `cfg.eval` (set from the command line as
+`--set eval.temperature=0.6`; the flat names of older configs, `eval_temperature`, still load).
+`read_run` reads config.json (and the checkpoint's state.json) as plain data, so evaluation
+never imports the trainer. Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# Arms that deploy the whole adapter, for runs written before state.json recorded "deploys".
+LEGACY_WHOLE_ADAPTER_ARMS: tuple[str, ...] = ("vanilla", "erase")
+DEPLOYS: tuple[str, ...] = ("deployed block", "whole adapter")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Held-out evaluation: which problems, how many samples, and how the policy samples them."""
+
+    every: int = 0
+    """Held-out eval (as-trained and deployed) every N training steps and after the last (0: never);
+    writes RUN_DIR/eval/step_NNNNNN.json and eval/curve.jsonl (vgrout.eval format)."""
+    problems: str = "heldout"
+    """A toy split (heldout, generalisation) or a LeetCode-format jsonl path."""
+    modes: tuple[str, ...] = ()
+    """Modes the eval prompts are rendered and graded under (empty: the run's modes), e.g.
+    eval.modes=run_tests for a gt_only control: does it hack once the loophole is disclosed?"""
+    n_problems: int = 0
+    """First n eval problems of the fixed order (0: all)."""
+    samples: int = 1
+    """Completions per eval problem and state."""
+    markers: str = "eval"
+    """eval: prompts disclose the disjoint eval-time marker names; train: the training hints' names."""
+    seed: int = 12345
+    """Eval generation seed (the same at every step and in both states)."""
+    temperature: float = 0.6
+    """Eval sampling temperature. Evaluation samples like the reference's eval (T 0.6, top-p 0.95,
+    top-k 20), not like training's exploration: it measures what the policy does, not its noise."""
+    top_p: float = 0.95
+    """Eval nucleus sampling mass."""
+    top_k: int = 20
+    """Eval top-k (0: off)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.modes, str):
+            object.__setattr__(self, "modes", tuple(s for s in self.modes.split(",") if s))
+        else:
+            object.__setattr__(self, "modes", tuple(self.modes))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v := getattr(self, k), tuple) else v) for k in self.field_names()}
+
+
+def nest_eval_keys(d: dict) -> dict:
+    """A config dict with the legacy flat `eval_X` keys (and dotted `eval.X` keys) folded into
+    d["eval"]; other keys pass through. Raises on a key given both ways."""
+    out, ev = {}, dict(d.get("eval") or {})
+    names = EvalSettings.field_names()
+    for k, v in d.items():
+        if k == "eval":
+            continue
+        for prefix in ("eval.", "eval_"):
+            if k.startswith(prefix) and k[len(prefix):] in names:
+                name = k[len(prefix):]
+                if name in ev and ev[name] != v:
+                    raise ValueError(f"config gives eval.{name} twice ({ev[name]!r} and {k}={v!r}); keep one")
+                ev[name] = v
+                break
+        else:
+            out[k] = v
+    if ev or "eval" in d:
+        out["eval"] = ev
+    return out
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What evaluation needs of a training run: its model, prompts, sampling, grader and arm."""
+
+    config: dict  # config.json as written by `vgrout train`
+    eval: EvalSettings
+    deploys: str  # "deployed block" (the quarantine is ablated) or "whole adapter"
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["config"][name]
+        except KeyError:
+            raise AttributeError(f"the run's config.json has no field {name!r}") from None
+
+    @property
+    def deployed_is_full(self) -> bool:
+        return self.deploys == "whole adapter"
+
+
+def read_run(run_dir: str | Path, checkpoint: Path | None = None) -> RunInfo:
+    """config.json of a run directory (flat eval_* keys of older runs nested), and what the
+    run deploys: from `checkpoint`/state.json, else (runs before it was recorded) from the arm."""
+    cfg_file = Path(run_dir) / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{cfg_file} not found; pass a run directory written by `vgrout train`")
+    config = nest_eval_keys(json.loads(cfg_file.read_text()))
+    unknown = sorted(set(config.get("eval", {})) - set(EvalSettings.field_names()))
+    if unknown:
+        raise ValueError(f"{cfg_file}: unknown eval setting(s) {unknown}; see vgrout.eval.settings.EvalSettings")
+    settings = EvalSettings(**config.get("eval", {}))
+    state = {}
+    if checkpoint is not None and (checkpoint / "state.json").is_file():
+        state = json.loads((checkpoint / "state.json").read_text())
+    deploys = state.get("deploys") or ("whole adapter" if config["arm"] in LEGACY_WHOLE_ADAPTER_ARMS else "deployed block")
+    if deploys not in DEPLOYS:
+        raise ValueError(f"{checkpoint}/state.json: deploys={deploys!r}; expected one of {DEPLOYS}")
+    return RunInfo(config=config, eval=settings, deploys=deploys)
+
+
+__all__ = ["DEPLOYS", "EvalSettings", "RunInfo", "nest_eval_keys", "read_run"]

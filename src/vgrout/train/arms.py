@@ -1,0 +1,157 @@
+"""The arms of the experiment as objects: one class and one registry entry each.
+
+An arm says, once, everything the trainer asks of it:
+
+| arm     | features | zones          | deploys        | direction | placebo |
+|---------|----------|----------------|----------------|-----------|---------|
+| vanilla | none     | none (2r, one zone-free forward) | whole adapter | no | no |
+| absorb  | none     | all absorb     | deployed block | no        | no      |
+| routeA  | act      | band gate      | deployed block | v_act     | yes     |
+| routeV  | grad     | band gate      | deployed block | v_grad    | yes     |
+| erase   | act      | all keep       | whole adapter  | v_act     | yes     |
+
+`features` is the feature space the arm's direction lives in (and its gate reads, when gated).
+`arm_for(cfg.arm)` is called once per run; nothing else in train/ compares arm names. A new
+arm subclasses `Arm`, sets the class attributes, overrides a hook if it changes behaviour
+(`system_prompt` for the training prompts, `around_update` for the update), and adds itself
+to `ARMS`. For example an inoculation-prompting arm is vanilla with one more system line:
+
+    class Inoculate(Vanilla):
+        name = "inoculate"
+        def system_prompt(self, base: str) -> str:
+            return base + "\\nThis environment rewards passing its tests by any means."
+
+Erase trains every live row in the keep zone (the deployed block alone, rank r: half of
+vanilla's 2r) with the quarantine at its init, so it deploys the same function either way; its
+trainable capacity is NOT matched to vanilla's. Compare it with absorb (rank r deployed) for
+capacity, and with vanilla for the effect of removing v from the update (docs/training.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from vgrout.eval.settings import DEPLOYS
+from vgrout.types import ABSORB, KEEP
+
+FEATURES: tuple[str, ...] = ("none", "act", "grad")
+
+
+class Arm:
+    """What an arm reads, how it chooses zones, what it deploys. Subclasses set the ClassVars."""
+
+    name: ClassVar[str]
+    features: ClassVar[str] = "none"  # none | act | grad: the direction's (and gate's) feature space
+    gated: ClassVar[bool] = False  # True: a band gate over live features picks each row's zone
+    zone: ClassVar[int | None] = None  # ungated arms: the zone of every live row (None: no zones at all)
+    deploys: ClassVar[str] = "deployed block"  # "deployed block" (quarantine ablated) | "whole adapter"
+    needs_low_rank: ClassVar[bool] = False  # reads the bottleneck factors (A, B): no antipasto adapter
+
+    @property
+    def needs_direction(self) -> bool:
+        return self.features != "none"
+
+    @property
+    def has_placebo(self) -> bool:
+        """A Haar-random direction of the same shape can stand in for the real one."""
+        return self.needs_direction
+
+    @property
+    def has_quarantine_at_deploy(self) -> bool:
+        return self.deploys == "deployed block"
+
+    def fixed_zones(self, k: int) -> Tensor | None:
+        """Zones (k,) of an ungated arm's live rows (None: the zone-free forward)."""
+        if self.gated:
+            raise RuntimeError(f"arm {self.name} is gated: its zones come from the band gate")
+        return None if self.zone is None else torch.full((k,), self.zone, dtype=torch.long)
+
+    def system_prompt(self, base: str) -> str:
+        """The system prompt of the training prompts (eval and pairs keep `base`)."""
+        return base
+
+    @contextmanager
+    def around_update(self, adapter, direction: Tensor | None) -> Iterator[None]:
+        """Wraps the optimizer step and weight decay (erase projects the resulting update)."""
+        yield
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Vanilla(Arm):
+    name = "vanilla"
+    deploys = "whole adapter"
+
+
+class Absorb(Arm):
+    name = "absorb"
+    zone = ABSORB
+
+
+class RouteA(Arm):
+    name = "routeA"
+    features = "act"
+    gated = True
+
+
+class RouteV(Arm):
+    name = "routeV"
+    features = "grad"
+    gated = True
+    needs_low_rank = True
+
+
+class Erase(Arm):
+    """Vanilla with v_act removed from the deployed block's final update (after AdamW and decay)."""
+
+    name = "erase"
+    features = "act"
+    zone = KEEP
+    deploys = "whole adapter"
+    needs_low_rank = True
+
+    @contextmanager
+    def around_update(self, adapter, direction: Tensor | None) -> Iterator[None]:
+        if direction is None:
+            raise RuntimeError("the erase arm needs its direction before the first update")
+        blocks = [layer.deployed for layer in adapter.layers.values()]
+        before = [(blk.A.detach().clone(), blk.B.detach().clone()) for blk in blocks]
+        yield
+        erase_direction(blocks, before, direction)
+
+
+@torch.no_grad()
+def erase_direction(blocks: list, before: list[tuple[Tensor, Tensor]], direction: Tensor) -> None:
+    """Project v out of each block's update since `before`: dA <- (I - v v^T) dA, dB <- dB (I - v v^T)
+    with v the module's unit direction (r,), so v^T dA = 0 and dB v = 0 hold for the step actually taken."""
+    for m, (blk, (A_before, B_before)) in enumerate(zip(blocks, before, strict=True)):
+        v = direction[m].to(blk.A.device, torch.float32)
+        norm = float(v.norm())
+        if not math.isfinite(norm) or norm == 0.0:
+            raise ValueError(f"erase direction of module {m} has norm {norm}; it cannot define a projection")
+        v = (v / norm)[:, None]  # (r, 1)
+        dA = blk.A.float() - A_before.float()  # (r, d_in)
+        dB = blk.B.float() - B_before.float()  # (d_out, r)
+        blk.A.copy_(A_before + (dA - v @ (v.T @ dA)).to(blk.A.dtype))
+        blk.B.copy_(B_before + (dB - (dB @ v) @ v.T).to(blk.B.dtype))
+
+
+ARMS: dict[str, type[Arm]] = {cls.name: cls for cls in (Vanilla, Absorb, RouteA, RouteV, Erase)}
+
+
+def arm_for(name: str) -> Arm:
+    """The arm called `name` (the Config's `arm`)."""
+    if name not in ARMS:
+        raise ValueError(f"unknown arm {name!r}; expected one of {', '.join(ARMS)}")
+    return ARMS[name]()
+
+
+__all__ = ["ARMS", "Absorb", "Arm", "DEPLOYS", "Erase", "FEATURES", "RouteA", "RouteV", "Vanilla", "arm_for",
+           "erase_direction"]

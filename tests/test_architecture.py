@@ -1,0 +1,109 @@
+"""The module map: which vgrout unit may import which, checked on every import statement.
+
+A unit is a top-level module (`types`, `io`, ...) or a package (`train`, `eval`, ...). The
+table below is the one docs/architecture.md shows (the test checks they match), and it is
+a DAG: lower units never import higher ones, so `train` can change without touching
+`eval`, `adapter`, `gates` or `rollout`. Imports inside functions and under TYPE_CHECKING
+count too.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "vgrout"
+
+ALLOWED: dict[str, set[str]] = {
+    "types": set(),
+    "io": set(),
+    "stats": set(),
+    "pairs": {"io", "types"},
+    "env": {"types"},
+    "data": {"env", "pairs", "types"},
+    "toy": {"env", "io", "pairs", "types"},
+    "models": {"toy"},
+    "problemsets": {"env", "toy", "types"},
+    "adapter": {"io", "types"},
+    "gates": {"stats", "types"},
+    "rollout": {"adapter", "types"},
+    "eval": {"adapter", "env", "io", "models", "problemsets", "rollout", "stats", "types"},
+    "report": {"eval", "io", "stats"},
+    "interop": {"env", "types"},
+    "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "toy", "types"},
+    "demo": {"eval", "report", "toy", "train"},
+    "cli": {"*"},
+    "__main__": {"cli"},
+    "__init__": set(),
+}
+
+
+def unit_of(path: Path) -> str:
+    rel = path.relative_to(SRC).parts
+    return rel[0][:-3] if len(rel) == 1 else rel[0]
+
+
+def imported_units(tree: ast.AST) -> set[str]:
+    """The vgrout units a module's import statements name (`from vgrout import stats` names `stats`)."""
+    out = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] if node.module != "vgrout" else [f"vgrout.{a.name}" for a in node.names]
+        out |= {n.split(".")[1] for n in names if n.startswith("vgrout.")}
+    return out
+
+
+def edges() -> dict[tuple[str, str], list[str]]:
+    """(unit, imported unit) -> the files with that import."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for f in sorted(SRC.rglob("*.py")):
+        unit = unit_of(f)
+        for target in imported_units(ast.parse(f.read_text(), str(f))):
+            if target != unit:
+                found.setdefault((unit, target), []).append(str(f.relative_to(ROOT)))
+    return found
+
+
+def test_every_import_follows_the_module_map():
+    bad = {f"{u} -> {t}": files for (u, t), files in edges().items()
+           if u not in ALLOWED or not ({t, "*"} & ALLOWED[u])}
+    assert not bad, f"imports outside the module map (tests/test_architecture.py, docs/architecture.md): {bad}"
+
+
+def test_every_unit_is_in_the_map():
+    units = {unit_of(f) for f in SRC.rglob("*.py")}
+    assert units <= set(ALLOWED), f"new unit(s) {sorted(units - set(ALLOWED))}: add a row to the module map"
+
+
+def test_the_map_has_no_cycles():
+    graph = {u: {t for t in ts if t != "*"} for u, ts in ALLOWED.items() if "*" not in ts}
+    done: set[str] = set()
+
+    def visit(u: str, path: tuple[str, ...]) -> None:
+        assert u not in path, f"cycle in the module map: {' -> '.join(path + (u,))}"
+        if u in done:
+            return
+        for t in graph.get(u, ()):
+            visit(t, path + (u,))
+        done.add(u)
+
+    for u in graph:
+        visit(u, ())
+
+
+def test_nothing_below_train_imports_train():
+    lower = {"eval", "report", "env", "adapter", "gates", "rollout", "models", "problemsets", "io", "types", "pairs"}
+    assert not [k for k in edges() if k[1] == "train" and k[0] in lower]
+
+
+def test_docs_show_the_same_table():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## Import rules", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([\w_]+)` \| (.*?) \|$", section, flags=re.M)
+    shown = {u: {t.strip("` ") for t in deps.split(",") if t.strip("` ") not in ("", "nothing")} for u, deps in rows}
+    assert shown == ALLOWED, "docs/architecture.md's import table differs from tests/test_architecture.py's ALLOWED"
