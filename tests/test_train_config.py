@@ -111,3 +111,19 @@ def test_unhackable_slots_rotate_with_exact_share():
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         preset("smoke").lr = 1.0
+
+
+def test_eval_settings_nest_and_old_flat_configs_still_load():
+    c = preset("toy").with_overrides({"eval.temperature": "0.7", "eval_every": "3"})  # dotted and the old flat name
+    assert (c.eval.temperature, c.eval.every, c.eval.markers) == (0.7, 3, "train")
+    d = c.to_dict()
+    assert "eval_temperature" not in d and d["eval"]["temperature"] == 0.7
+    assert Config.from_dict(d) == c
+    flat = {k: v for k, v in d.items() if k != "eval"} | {f"eval_{k}": v for k, v in d["eval"].items()}
+    assert Config.from_dict(flat) == c  # a config.json written before the nesting
+    with pytest.raises(ValueError, match="unknown eval setting eval.temp"):
+        c.with_overrides({"eval.temp": "1"})
+    with pytest.raises(ValueError, match="eval.temperature=0.0 must be > 0"):
+        c.with_overrides({"eval.temperature": "0"})
+    with pytest.raises(ValueError, match="twice"):
+        Config.from_dict({**d, "eval_seed": 1})

@@ -147,7 +147,8 @@ def test_two_gloo_ranks_train_the_adapter_one_process_trains_and_resume_across_w
         ref, got = rows(one / arm / "metrics.jsonl"), rows(two / arm / "metrics.jsonl")
         assert [r["step"] for r in got] == list(range(STEPS))  # rank 0 alone wrote, one row per step
         assert all(r["rows_live"] > 0 and not r.get("skipped") for r in ref), "the rule grader should give signal"
-        for a, b in zip(ref, got):  # the same global batch: same rewards, live rows, zones
+        for a, b in zip(ref, got, strict=True):  # the same global batch: same rewards, live rows, zones
+            assert a.keys() == b.keys(), (arm, "metric keys differ by world size", sorted(set(a) ^ set(b)))
             for k in ("reward_mean", "rows_live", "groups_zero_var", "zone_keep", "zone_absorb", "zone_route"):
                 assert a[k] == pytest.approx(b[k], abs=1e-6), (arm, a["step"], k)
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-6)

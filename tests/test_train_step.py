@@ -73,11 +73,37 @@ def test_one_step_of_every_arm_updates_the_adapter(tmp_path, pairs_path, over):
     moved = [float((layer.deployed.A - layer.deployed.A0).detach().abs().max()) if hasattr(layer.deployed, "A") else 0.0
              for layer in run.adapter.layers.values()]
     assert max(moved) > 0, "the deployed block did not move"
-    assert (tmp_path / "run" / "checkpoints" / "step_000001" / "state.json").exists()
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step_000001" / "state.json").read_text())
+    assert state == {"step": 1, "arm": over["arm"], "deploys": run.arm.deploys}
     for k in ("reward_mean", "grad_norm", "qmass", "lr", "zone_keep", "zone_absorb", "zone_route", "kl"):
         assert k in row
     diag = json.loads((tmp_path / "run" / "diagnostics.jsonl").read_text().splitlines()[0])
     assert "hack_rate" in diag and "hack_rate" not in row and "gate_auroc" in diag
+
+
+def test_erase_real_step_leaves_the_deployed_change_orthogonal_to_v(tmp_path, pairs_path):
+    """A real erase step (generation, grading, KL, clip, AdamW, decay toward init): per module,
+    v^T dA = 0 and dB v = 0 for the deployed block, and the quarantine never moves (rank r trains)."""
+    cfg = smoke_cfg(pairs_path, arm="erase", weight_decay=0.1, kl_beta=0.01)
+    run = build_run(cfg, tmp_path)
+    before = final_state(run)
+    for step in range(2):
+        specs = sample_prompts(run.problems, run.mode_of, step, cfg.prompts_per_step, cfg.seed, 0.0, cfg.system_prompt)
+        rollouts = generate_batch(run, specs, step)
+        rewards = [g.reward for g in grade_batch(RuleGrader(), specs, rollouts)]
+        metrics, _ = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
+                              arm=run.arm)
+        assert metrics["rows_live"] > 0 and metrics["zone_keep"] == 1.0
+    after = run.adapter.state_dict()
+    v = run.gate.direction / run.gate.direction.norm(dim=1, keepdim=True)  # (M, r)
+    for m, name in enumerate(run.adapter.layers):
+        dA = after[f"{name}.deployed.A"] - before[f"{name}.deployed.A"]
+        dB = after[f"{name}.deployed.B"] - before[f"{name}.deployed.B"]
+        scale = float(dA.abs().max()) + float(dB.abs().max())
+        assert scale > 0, f"{name}: the deployed block did not move"
+        assert float((v[m] @ dA).abs().max()) <= 1e-5 * scale, name
+        assert float((dB @ v[m]).abs().max()) <= 1e-5 * scale, name
+    assert all(torch.equal(before[k], after[k]) for k in before if ".quarantine." in k)
 
 
 @pytest.mark.parametrize("zone,moves,still", [(2, "quarantine", "deployed"), (0, "deployed", "quarantine")])

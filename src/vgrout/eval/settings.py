@@ -68,8 +68,8 @@ def nest_eval_keys(d: dict) -> dict:
     for k, v in d.items():
         if k == "eval":
             continue
-        for prefix in ("eval.", "eval_"):
-            if k.startswith(prefix) and k[len(prefix):] in names:
+        for prefix in ("eval.", "eval_"):  # every dotted key (unknown ones fail later, by name); known flat ones
+            if k.startswith(prefix) and (prefix == "eval." or k[len(prefix):] in names):
                 name = k[len(prefix):]
                 if name in ev and ev[name] != v:
                     raise ValueError(f"config gives eval.{name} twice ({ev[name]!r} and {k}={v!r}); keep one")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vgrout.train.arms import ARMS
 from vgrout.train.presets import PRESETS, preset
 
 
@@ -70,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="GRPO with gradient-routing gates (see docs/training.md)")
     p.add_argument("--preset", default="toy", choices=sorted(PRESETS))
-    p.add_argument("--arm", default=None, help="vanilla, absorb, routeA, routeV or erase")
+    p.add_argument("--arm", default=None, help=f"one of {', '.join(ARMS)} (vgrout.train.arms)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a Config field (repeatable)")
     p.add_argument("--out", default=None, help="new run directory")

@@ -17,6 +17,7 @@ from vgrout.rollout import Rollouts, left_pad, pad_token_id, per_token_logps, re
 from vgrout.rollout.logps import ForwardContext, completion_logps
 from vgrout.rollout.tokens import encode_text, eos_token_ids
 from vgrout.train.batch import chunks, concat_rollouts, select_rows
+from vgrout.train.motivate import MotivatePair
 from vgrout.types import HackPair
 
 
@@ -101,14 +102,14 @@ def grad_features(adapter, model, r: Rollouts, micro_batch: int, stats: dict | N
     return torch.cat(out)
 
 
-def side_messages(pair, side: str) -> list[dict]:
-    """The prompt of one side: `{side}_messages` when the pair has one per side (motivate pairs),
-    else the shared `messages` (authored HackPair)."""
-    own = getattr(pair, f"{side}_messages", None)
-    return list(own if own is not None else pair.messages)
+def side_messages(pair: HackPair | MotivatePair, side: str) -> list[dict]:
+    """The prompt of one side: a motivate pair has one prompt per side, an authored HackPair one shared prompt."""
+    if isinstance(pair, MotivatePair):
+        return list(pair.hack_messages if side == "hack" else pair.clean_messages)
+    return list(pair.messages)
 
 
-def pair_rollouts(tokenizer, model, pairs: list[HackPair], side: str) -> Rollouts:
+def pair_rollouts(tokenizer, model, pairs: list[HackPair | MotivatePair], side: str) -> Rollouts:
     """Pairs as a Rollouts batch: the side's rendered prompt, then the side's completion + eos."""
     if side not in ("hack", "clean"):
         raise ValueError(f"side must be 'hack' or 'clean', got {side!r}")
