@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from vgrout.io import write_text_atomic
 from vgrout.stats import PairedTest, mean_sem, paired_test
 from vgrout.report import gate, plots
 from vgrout.report.rundir import PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms, placebo_base
@@ -276,13 +275,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     if auroc_png is not None:
         lines += [f"![gate AUROC per step]({auroc_png.name})", ""]
     lines += section_runs(arms, order)
-    text = "\n".join(lines)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, out)
-    return out
+    return write_text_atomic(out, "\n".join(lines))
 
 
 __all__ = ["build_report", "check_comparable", "comparisons", "describe", "paired", "summarise"]

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be set first)
 
+from vgrout.io import atomic_file  # noqa: E402
 from vgrout.stats import mean_sem  # noqa: E402
 from vgrout.report import gate  # noqa: E402
 from vgrout.report.rundir import RunData  # noqa: E402
@@ -28,12 +29,12 @@ def _colors(arms: list[str]) -> dict[str, str]:
 
 
 def _save(fig, path: Path) -> Path:
-    """Save via a temp name and os.replace, so a reader never sees half a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    """Save atomically (vgrout.io), so a reader never sees half a PNG."""
+    try:
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

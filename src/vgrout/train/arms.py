@@ -32,13 +32,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ClassVar
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar
 
 from vgrout.eval.settings import DEPLOYS
 from vgrout.types import ABSORB, KEEP
+
+if TYPE_CHECKING:  # torch is imported where an arm acts, so Config and the CLI load without it
+    from torch import Tensor
 
 FEATURES: tuple[str, ...] = ("none", "act", "grad")
 
@@ -68,6 +68,8 @@ class Arm:
 
     def fixed_zones(self, k: int) -> Tensor | None:
         """Zones (k,) of an ungated arm's live rows (None: the zone-free forward)."""
+        import torch
+
         if self.gated:
             raise RuntimeError(f"arm {self.name} is gated: its zones come from the band gate")
         return None if self.zone is None else torch.full((k,), self.zone, dtype=torch.long)
@@ -127,20 +129,22 @@ class Erase(Arm):
         erase_direction(blocks, before, direction)
 
 
-@torch.no_grad()
 def erase_direction(blocks: list, before: list[tuple[Tensor, Tensor]], direction: Tensor) -> None:
     """Project v out of each block's update since `before`: dA <- (I - v v^T) dA, dB <- dB (I - v v^T)
     with v the module's unit direction (r,), so v^T dA = 0 and dB v = 0 hold for the step actually taken."""
+    import torch
+
     for m, (blk, (A_before, B_before)) in enumerate(zip(blocks, before, strict=True)):
         v = direction[m].to(blk.A.device, torch.float32)
         norm = float(v.norm())
         if not math.isfinite(norm) or norm == 0.0:
             raise ValueError(f"erase direction of module {m} has norm {norm}; it cannot define a projection")
         v = (v / norm)[:, None]  # (r, 1)
-        dA = blk.A.float() - A_before.float()  # (r, d_in)
-        dB = blk.B.float() - B_before.float()  # (d_out, r)
-        blk.A.copy_(A_before + (dA - v @ (v.T @ dA)).to(blk.A.dtype))
-        blk.B.copy_(B_before + (dB - (dB @ v) @ v.T).to(blk.B.dtype))
+        with torch.no_grad():
+            dA = blk.A.float() - A_before.float()  # (r, d_in)
+            dB = blk.B.float() - B_before.float()  # (d_out, r)
+            blk.A.copy_(A_before + (dA - v @ (v.T @ dA)).to(blk.A.dtype))
+            blk.B.copy_(B_before + (dB - (dB @ v) @ v.T).to(blk.B.dtype))
 
 
 ARMS: dict[str, type[Arm]] = {cls.name: cls for cls in (Vanilla, Absorb, RouteA, RouteV, Erase)}
