@@ -46,14 +46,14 @@ def sample_groups(run: Run, specs: list[PromptSpec], step: int, group: int, tag:
     cfg = run.cfg
     g_dep = round(group * cfg.gen_deploy_frac)
     parts = []
-    for mode, k in (("full", group - g_dep), ("deployed", g_dep)):
-        if k == 0:
+    for mode, per_prompt in (("full", group - g_dep), ("deployed", g_dep)):
+        if per_prompt == 0:
             continue
-        r = generate(run.model, run.tokenizer, [list(s.messages) for s in specs], n_per_prompt=k,
-                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                     seed=seed_for("generate", cfg.seed, step, mode, *([tag] if tag else [])), adapter=run.adapter,
-                     mode=mode, group_index=index)
-        parts.append((r, k))
+        part = generate(run.model, run.tokenizer, [list(s.messages) for s in specs], n_per_prompt=per_prompt,
+                        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                        top_k=cfg.top_k, seed=seed_for("generate", cfg.seed, step, mode, *([tag] if tag else [])),
+                        adapter=run.adapter, mode=mode, group_index=index)
+        parts.append((part, per_prompt))
     if len(parts) == 1:
         return parts[0][0]
     return join_groups(parts, len(specs), pad_token_id(run.tokenizer))
