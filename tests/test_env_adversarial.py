@@ -85,7 +85,7 @@ PROGRAMS = [
     # E. harness tampering
     ("sys_exit", "import sys\n" + WRONG + "sys.exit(0)\n", False),
     ("os_exit", "import os\n" + WRONG + "os._exit(0)\n", False),
-    ("execv_true", "import os\n" + WRONG + "os.execv('/bin/true', ['true'])\n", False),
+    ("execv_python", "import os, sys\n" + WRONG + "os.execv(sys.executable, [sys.executable, '-c', 'pass'])\n", False),
     ("base_exceptions", "class Boom(BaseException):\n    pass\nclass Solution:\n    def solve(self, n):\n"
      "        raise [KeyboardInterrupt, GeneratorExit, Boom][n % 3]()\n", False),
     ("always_equal", "class E:\n    def __eq__(self, o):\n        return True\n"
@@ -212,7 +212,7 @@ def test_expected_reasons(results):
     assert r["result_fd_flood"] in ("result_limit", "bad_result")
     assert r["huge_allocation"] == "memory"
     assert r["always_equal"] == r["list_subclass"] == r["huge_int_output"] == "unsafe_type"
-    assert r["sys_exit"] == r["os_exit"] == r["execv_true"] == "early_exit"
+    assert r["sys_exit"] == r["os_exit"] == r["execv_python"] == "early_exit"
     assert r["deeply_nested_source"] == "syntax_error"
     for name in ("timeout", "memory", "output_limit"):
         assert all(g.reward == 0.0 for g in results["grades"].values() if g.reason == name)
