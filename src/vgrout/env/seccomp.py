@@ -76,6 +76,8 @@ def denied_numbers(arch: str) -> dict[str, int]:
 def build_filter(arch: str | None = None) -> bytes:
     """The BPF program as packed `struct sock_filter` records (8 bytes each)."""
     arch = arch or machine()
+    if arch not in AUDIT_ARCH:
+        raise ValueError(f"no seccomp syscall table for {arch!r}; known: {', '.join(AUDIT_ARCH)}")
     deny = sorted(set(denied_numbers(arch).values()))
     prog: list[tuple[int, int, int, int]] = []  # (code, jt, jf, k); jumps patched below
     # Returns sit at the end: ALLOW, EPERM, ENOSYS, KILL. A jump names its target by label.
