@@ -99,7 +99,7 @@ def _child(job, cfg, sample_dir, out_w, res_w, base):
             sys.stdout.flush()
         except BaseException:
             pass
-        _exit(0)
+        _exit(HARNESS_EXIT)
     except BaseException:
         pass
     _exit(120)  # harness setup failed: the grader treats anything without "done" as a failure

@@ -22,6 +22,7 @@ MAX_CODE_CHARS = 100_000  # longer programs are refused before they reach the sa
 # Modes judged on what a script run to its end shows (exit status, stdout, files): their main job
 # replays the interpreter's shutdown after the tests (sys.excepthook, atexit, finalizers).
 SHUTDOWN_MODES = frozenset({"exit_code", "stdout_marker", "file_marker"})
+HARNESS_EXIT = 86  # the child's status when the harness ran to its end (_harness.py)
 ABNORMAL = frozenset({"timeout", "memory", "output_limit", "result_limit", "crash", "sandbox_error", "bad_result"})
 
 
@@ -318,7 +319,7 @@ class Grader:
                 return False, "bad_result", f"test {i}: {exc}"
             if not oracle.equal(out, exp):
                 return False, "wrong_answer", f"test {i}: got {str(out)[:60]}, expected {str(exp)[:60]}"
-        if not t.done or (t.shut is None and run.returncode != 0):
+        if not t.done or (t.shut is None and run.returncode != HARNESS_EXIT):
             return False, ended, f"harness did not finish (exit {run.returncode})"
         return True, "ok", ""
 

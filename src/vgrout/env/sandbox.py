@@ -34,7 +34,7 @@ from vgrout.env import seccomp
 _WORKER_SOURCE = Path(__file__).with_name("_harness.py").read_text() + Path(__file__).with_name("_worker.py").read_text()
 _BOOT = (
     "import sys;b=sys.stdin.buffer;n=int(b.readline());"
-    "exec(compile(b.read(n),'vgrout_worker','exec'))"
+    "exec(compile(b.read(n),'vgrout_worker','exec'),{'__name__':'vgrout_worker','__builtins__':__builtins__})"
 )
 _CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 _MISSING_WITHOUT_BWRAP = (
