@@ -1,13 +1,15 @@
 """The sandbox: a pool of pre-started worker interpreters that fork one child per sample.
 
 Each worker is a fresh `python -I -S` started by us (never a fork of the caller, so an imported
-torch or CUDA context does not matter), running `_worker.py`, whose source travels over stdin.
-With `sandbox="bwrap"` each worker lives in its own bubblewrap jail: read-only root, private
-/tmp and /dev/shm, hidden home and project directories, empty network, private pid/ipc/uts
-namespaces, cleared environment, only the capabilities needed to drop each sample to a uid of its
-own. `sandbox="process"` keeps the per-sample limits (rlimits, uid, wall clock, output caps,
-sweep, wiped temp dir) but has no filesystem, network or pid isolation; `auto` picks bwrap when it
-works here and otherwise says once, loudly, what is missing. See docs/env.md.
+torch or CUDA context does not matter), running `_harness.py` + `_worker.py`, whose source travels
+over stdin. Every worker installs the seccomp filter of `seccomp.py` before its first sample.
+With `sandbox="bwrap"` each worker lives in its own bubblewrap jail built on an empty root: only
+the interpreter, its stdlib and the shared libraries they load (`jail_mounts`), /dev basics and
+a private /tmp; empty network, private pid/ipc/uts namespaces, cleared environment, only the
+capabilities needed to drop each sample to a uid of its own. `sandbox="process"` keeps the
+per-sample limits and the filter (rlimits, uid, wall clock, output caps, sweep, wiped temp dir)
+but has no filesystem, network or pid isolation; `auto` picks bwrap when it works here and
+otherwise says once, loudly, what is missing. See docs/env.md.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ _BOOT = (
 )
 _CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 _MISSING_WITHOUT_BWRAP = (
-    "no read-only filesystem (the sample can write anywhere its uid may, e.g. /tmp), no network "
-    "isolation, no pid namespace"
+    "no filesystem isolation (the sample can read whatever its uid may, data sets included, and "
+    "write e.g. /tmp), no network isolation, no pid namespace"
 )
 _warned_fallback = False
 
