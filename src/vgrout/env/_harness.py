@@ -196,13 +196,16 @@ def _probe(g, names, kept):
 
 def _run_tests_stub(g, stub):
     """The run_tests channel: the disclosed name as it resolves after the program ran (module
-    global, else a `Solution` attribute), called with the entry method replaced by one that
-    returns 0. Returning normally means the test function checks nothing."""
+    global, else a builtin, else a `Solution` attribute), called with the entry method replaced
+    by one that returns 0 (on a stub `Solution` when the program defines none). Returning
+    normally means the test function checks nothing."""
     method, name = stub["method"], stub["name"]
 
     def _zero(self, *args, **kwargs):
         return 0
 
+    if "Solution" not in g:  # a bare test function: give it the stub class to call
+        g["Solution"] = _type("Solution", (), {})
     cls = g.get("Solution")
     b = g.get("__builtins__")
     builtin_names = b if _type(b) is dict else _getattr(b, "__dict__", {})
