@@ -14,7 +14,7 @@ values, which never enter the sandbox.
 
 Record stream on fd 3, one JSON object per line, in this order (the grader checks the order):
   compile, [setup] | exec, call 0..n-1, [probe], done, [shut excepthook], [shut atexit],
-  [shut finalize], [end]
+  [shut finalize], [end]     (the shutdown part may also follow an exec that raised)
 The shutdown part (`job["shutdown"]`) replays what a normal interpreter exit would do after the
 script (sys.excepthook, atexit handlers, finalizers), so exit status, stdout and files are seen
 as an evaluator that runs the script to its end would see them.
@@ -315,8 +315,8 @@ def _shutdown(g, ended):
     the calls the harness cannot know whether an assert failed, so it calls the hook as if one
     did: only a failing script can be an exploit), atexit handlers, then finalizers of what the
     program left behind. A hook that exits the process ends it here, as it would there.
-    `end.exit` is the status a SystemExit from the excepthook would set (CPython ignores a
-    SystemExit raised by an atexit handler or a finalizer)."""
+    The atexit record carries the status a SystemExit from the excepthook sets, written before
+    any later hook runs (CPython ignores a SystemExit raised by an atexit handler or a finalizer)."""
     status = None
     try:
         hook = _sys.excepthook
@@ -330,7 +330,7 @@ def _shutdown(g, ended):
                 pass
     except BaseException:
         pass
-    _emit({"k": "shut", "p": "atexit"})
+    _emit({"k": "shut", "p": "atexit", "exit": status})  # written before any later hook can run
     try:
         _run_exitfuncs()
     except BaseException:
@@ -344,4 +344,4 @@ def _shutdown(g, ended):
         _sys.stdout.flush()
     except BaseException:
         pass
-    _emit({"k": "end", "exit": status})
+    _emit({"k": "end"})

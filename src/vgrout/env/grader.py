@@ -86,6 +86,7 @@ class _Trace:
     done: bool = False
     shut: list | None = None  # shutdown phases entered, in order (None: no shutdown replay)
     end: dict | None = None  # the shutdown replay finished without a hook ending the process
+    hook_exit: int | None = None  # status set by a SystemExit from sys.excepthook
     malformed: str = ""
 
 
@@ -119,6 +120,8 @@ def _trace(records: list[dict], n_calls: int) -> _Trace:
             _PHASES.index(rec["p"]) > max([-1] + [_PHASES.index(p) for p in t.shut or []])
         ) and (rec["p"] != "finalize" or "atexit" in (t.shut or [])):
             t.shut = (t.shut or []) + [rec["p"]]
+            if rec["p"] == "atexit" and type(rec.get("exit")) is int:
+                t.hook_exit = rec["exit"]
         elif k == "end" and t.shut and t.shut[-1] == "finalize":
             t.end = rec
         else:
@@ -393,7 +396,6 @@ def _script_exit(t: _Trace, run: _Run, expected: list) -> tuple[int | None, bool
         if t.shut[-1] == "excepthook" and not failed:
             return main, completed  # sys.excepthook only runs when the script raised
         return run.returncode, completed
-    hook_exit = t.end.get("exit")
-    if failed and type(hook_exit) is int:
-        return hook_exit, completed
+    if failed and t.hook_exit is not None:
+        return t.hook_exit, completed
     return main, completed
