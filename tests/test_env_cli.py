@@ -98,6 +98,8 @@ def test_bad_files_give_clear_errors(tmp_path, medhard):
     for problems, want in cases:
         r = grade(tmp_path, [{"problem_id": 1, "completion": CLEAN, "mode": "gt_only"}], problems)
         assert r.returncode != 0 and want in r.stderr and "Traceback" not in r.stderr, (want, r.stderr)
+    r = grade(tmp_path, [{"problem_id": 1, "completion": CLEAN, "mode": "gt_only"}], medhard, "--workers", "0")
+    assert r.returncode != 0 and "workers must be >= 1" in r.stderr and "Traceback" not in r.stderr, r.stderr
     env = dict(os.environ, PYTHONPATH=SRC)
     r = subprocess.run([sys.executable, "-m", "vgrout", "grade", str(tmp_path / "nope.jsonl"), "--problems", str(medhard)],
                        capture_output=True, text=True, env=env, timeout=300)

@@ -129,8 +129,11 @@ def _run(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 rows.append((lineno, str(exc)))
     requests = [r for _, r in rows if not isinstance(r, str)]
-    with Grader(sandbox=args.sandbox, workers=args.workers, timeout_s=args.timeout) as grader:
-        grades = iter(grader.grade(requests))
+    try:
+        with Grader(sandbox=args.sandbox, workers=args.workers, timeout_s=args.timeout) as grader:
+            grades = iter(grader.grade(requests))
+    except (ValueError, RuntimeError) as exc:  # bad --workers/--timeout, no bwrap, a worker that cannot start
+        raise SystemExit(f"vgrout grade: {exc}")
     failed = 0
     for lineno, r in rows:
         if isinstance(r, str):
