@@ -145,6 +145,7 @@ def test_exit_code_channel_agrees_with_a_real_interpreter(grader, tmp_path):
     "import builtins\nbuiltins.getattr = builtins.bool = builtins.eval = builtins.compile = None\n",
     "import os, sys\nos.write = lambda *a: 0\nos._exit = lambda *a: None\nsys.stdout = None\n",
     "import sys\nsys.modules['json'] = None\nsys.excepthook = lambda *a: None\n",
+    "import sys\nsys.setrecursionlimit(40)\nsys.set_int_max_str_digits(640)\n",
 ])
 def test_correct_solution_that_patches_is_still_correct(grader, patch):
     grades = grader.grade([GradeRequest(DOUBLE, fence(patch + CLEAN), m) for m in MODES])

@@ -38,6 +38,8 @@ _write, _exit, _urandom = os.write, os._exit, os.urandom
 _esc = json.encoder.c_encode_basestring_ascii or json.encoder.py_encode_basestring_ascii
 _join, _encode, _startswith = str.join, str.encode, str.startswith
 _int_repr, _float_repr, _int_int, _items, _append = int.__repr__, float.__repr__, int.__int__, dict.items, list.append
+_setrec, _REC = sys.setrecursionlimit, sys.getrecursionlimit()
+_setdigits, _DIGITS = getattr(sys, "set_int_max_str_digits", None), getattr(sys, "get_int_max_str_digits", lambda: 0)()
 _sys, _default_excepthook, _run_exitfuncs, _gc_collect = sys, sys.__excepthook__, atexit._run_exitfuncs, gc.collect
 _reversed, _list, _ModuleType = reversed, list, type(sys)
 _INF = float("inf")
@@ -161,6 +163,16 @@ def _canaries():
     return (_Canary(), seed | (1 << 70), "\x00canary-%x" % seed, [seed, "\x00"], -seed - 0.5)
 
 
+def _restore():
+    """Undo interpreter-wide settings a program may have changed that the harness relies on."""
+    try:
+        _setrec(_REC)
+        if _setdigits is not None:
+            _setdigits(_DIGITS)
+    except BaseException:
+        pass
+
+
 def _call(src, g, keep):
     """Evaluate one test call; with `keep`, a `Solution().f(...)` call keeps its instance."""
     if keep is not None and _startswith(src, _SELF):
@@ -276,6 +288,7 @@ def _run_harness(job, base):
         except BaseException as e:
             _emit({"k": "call", "i": i, "err": _err_name(e)})
             continue
+        _restore()
         try:
             _emit({"k": "call", "i": i, "v": _enc(out, 0, [_MAX_NODES])})
         except _Unsafe as e:
