@@ -314,7 +314,14 @@ def _run_harness(job, base):
 def _finalize(g):
     """Drop what the program left in its globals, newest first and modules last (modules stay
     alive in sys.modules until the very end there too), so `__del__` methods and unclosed
-    files run and flush with the names they use still bound."""
+    files run and flush with the names they use still bound. As in CPython's finalization,
+    `open` is gone from the builtins and imports fail by then (sys.modules emptied)."""
+    b = g.get("__builtins__")
+    names = b if _type(b) is dict else _getattr(b, "__dict__", None)
+    if _type(names) is dict:
+        names.pop("open", None)
+    _sys.modules.clear()
+    _sys.meta_path = None
     for k in _reversed(_list(g)):
         if k != "__builtins__" and _type(g[k]) is not _ModuleType:
             del g[k]
