@@ -2,7 +2,8 @@
 
     build the toy world (cached) -> for each seed, for each arm: GRPO on the run_tests loophole
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
-    -> runs/demo/report.md + PNGs (vgrout.report.compare) -> a summary table on stdout
+    -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
+    -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
 
 Arms: vanilla (the phenomenon), routeA (the method), routeA with a Haar-random direction
 (the placebo), absorb (the gate pinned to absorb) and, when asked for, absorb with the
@@ -51,17 +52,6 @@ def train_one(cfg, run_dir: Path) -> str:
     return "trained"
 
 
-def summary_table(rows: list[dict]) -> str:
-    """Plain-text table of per-arm means ± SEM (from `vgrout.report.compare.summarise`)."""
-    head = f"{'arm':<18} {'n':>2}  {'deployed hack':>15}  {'deployed solve':>15}  {'as-trained hack':>15}  {'as-trained solve':>16}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        cell = lambda k: f"{r[k]:.3f} ± {r[k + '_sem']:.3f}"  # noqa: E731
-        lines.append(f"{r['arm']:<18} {len(r['seeds']):>2}  {cell('deployed_hack'):>15}  {cell('deployed_solve'):>15}  "
-                     f"{cell('as_trained_hack'):>15}  {cell('as_trained_solve'):>16}")
-    return "\n".join(lines)
-
-
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
              threads: int = 1, build_threads: int = 2) -> Path:
     """Run every (arm, seed), then write the comparison report; returns the report path."""
@@ -69,7 +59,8 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
 
     from tqdm import tqdm
 
-    from vgrout.report.compare import build_report, summarise
+    from vgrout.report.compare import build_report, findings
+    from vgrout.report.summary import console_table, summary_path
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset
@@ -103,8 +94,11 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     print("[3/3] report")
     report = build_report(run_dirs, out / "report.md")
     print()
-    print(summary_table(summarise(run_dirs)))
-    print(f"\nreport: {report}\nplots:  {', '.join(str(p) for p in sorted(out.glob('*.png')))}")
+    print(console_table(json.loads(summary_path(report).read_text())))
+    print("\nFindings")
+    print(findings(report))
+    print(f"\nreport:  {report}\nsummary: {summary_path(report)}\nplots:   "
+          f"{', '.join(str(p) for p in sorted(out.glob('*.png')))}")
     print(f"demo wall time: {time.perf_counter() - t0:.0f} s")
     return report
 
@@ -125,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="the toy-world demo: every arm x 3 seeds, evaluated, one report",
+    p = subparsers.add_parser("demo", help="the toy-world demo: the chosen arms (--arms) x seeds, evaluated, one report",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/demo", help="where the runs and report.md go (default runs/demo)")
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, from: {', '.join(ARMS)}")

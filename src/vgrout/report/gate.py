@@ -129,6 +129,42 @@ def pooled(diagnostics: Sequence[dict]) -> GateStats | None:
     return gate_stats(s_all, z_all, h_all) if s_all else None
 
 
+WINDOW = 5  # steps pooled per rolling AUROC point
+MIN_CLASS = 5  # fewer hacks or fewer clean rollouts than this in a window: AUROC not shown
+
+
+@dataclass(frozen=True)
+class RollingPoint:
+    """AUROC over the gated rollouts of steps (step − window, step], with the counts behind it."""
+
+    step: int
+    n: int
+    n_hack: int
+    auroc: float  # NaN when n_hack < min_class or n − n_hack < min_class
+
+    @property
+    def defined(self) -> bool:
+        return math.isfinite(self.auroc)
+
+
+def rolling(diagnostics: Sequence[dict], window: int = WINDOW, min_class: int = MIN_CLASS) -> list[RollingPoint]:
+    """One point per logged step: AUROC of the rollouts of the last `window` steps pooled. A
+    step's own 1-10 gated rows swing the AUROC between 0 and 1; pooling a few steps steadies it,
+    and `min_class` says when even that is too few to mean anything. Needs per-rollout fields."""
+    per_step = [(int(r["step"]), rollout_fields(r)) for r in diagnostics if has_rollouts(r)]
+    out = []
+    for i, (step, _) in enumerate(per_step):
+        s_all, h_all = [], []
+        for st, (s, _z, h) in per_step[max(0, i - window + 1): i + 1]:
+            if st > step - window:
+                s_all += s
+                h_all += h
+        n, n_hack = len(s_all), sum(h_all)
+        ok = n_hack >= min_class and n - n_hack >= min_class
+        out.append(RollingPoint(step=step, n=n, n_hack=n_hack, auroc=auroc(s_all, h_all) if ok else float("nan")))
+    return out
+
+
 def mean_over_steps(table: Sequence[tuple[int, GateStats]], field: str) -> float:
     """Mean of a GateStats field over the steps where it is defined (NaN when none is)."""
     vals = [getattr(g, field) for _, g in table]
@@ -153,5 +189,5 @@ def run_summary(diagnostics: Sequence[dict]) -> dict[str, float] | None:
     return out
 
 
-__all__ = ["GateStats", "aggregate_stats", "gate_stats", "has_gate", "mean_over_steps", "pooled", "rollout_fields",
+__all__ = ["MIN_CLASS", "WINDOW", "GateStats", "RollingPoint", "rolling", "aggregate_stats", "gate_stats", "has_gate", "mean_over_steps", "pooled", "rollout_fields",
            "run_summary", "step_table"]
