@@ -1,6 +1,7 @@
 """`vgrout demo`: the whole story on a laptop CPU, one command.
 
-    build the toy world (cached) -> for each seed, for each arm: GRPO on the run_tests loophole
+    build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
+    -> for each seed, for each arm: GRPO on the run_tests loophole
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
     -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
     -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
@@ -52,6 +53,30 @@ def train_one(cfg, run_dir: Path) -> str:
     return "trained"
 
 
+def evaluate_base(cfg, path: Path) -> Path:
+    """The base model (no adapter: what every arm starts from) on the runs' held-out problems with
+    their eval settings, written once to `path` as a "vgrout.eval/1" result; the report's base row
+    and the first point of every curve. Recomputed when the eval-relevant config changes."""
+    from types import SimpleNamespace
+
+    from vgrout.env import Grader
+    from vgrout.eval.results import read_eval, write_json_atomic
+    from vgrout.train.evalhook import HeldoutEval
+    from vgrout.train.model import load_model
+
+    cfg = cfg.with_overrides({"arm": "vanilla", "placebo_seed": -1})  # no quarantine: one sampling pass
+    key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
+    if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
+        return path
+    hook = HeldoutEval(cfg)
+    model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
+    with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
+        result = hook.evaluate(SimpleNamespace(model=model, tokenizer=tok, adapter=None), grader)
+    result.update({"step": 0, "run_dir": None, "checkpoint": None, "run": {"arm": "base", "config": key}})
+    write_json_atomic(path, result)
+    return path
+
+
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
              threads: int = 1, build_threads: int = 2) -> Path:
     """Run every (arm, seed), then write the comparison report; returns the report path."""
@@ -73,12 +98,14 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     base = preset("demo").with_overrides(overrides)
-    print("[1/3] toy world (built once, then cached)")
+    print("[1/4] toy world (built once, then cached)")
     # pretraining's batch-64 matmuls gain from a second thread; the small GRPO steps do not
     pin_threads(build_threads)
     toy_world(base.model.split(":", 1)[1], progress=True)
     pin_threads(threads)
-    print(f"[2/3] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each")
+    print("[2/4] base model eval (held-out problems, before any training)")
+    base_eval = evaluate_base(base.with_overrides({"seed": seeds[0]}), out / "base_eval.json")
+    print(f"[3/4] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each")
     run_dirs = []
     bar = tqdm(total=len(arms) * len(seeds), desc="runs", dynamic_ncols=True)
     for seed in seeds:
@@ -91,8 +118,8 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
             run_dirs.append(run_dir)
             bar.update(1)
     bar.close()
-    print("[3/3] report")
-    report = build_report(run_dirs, out / "report.md")
+    print("[4/4] report")
+    report = build_report(run_dirs, out / "report.md", base_file=base_eval)
     print()
     print(console_table(json.loads(summary_path(report).read_text())))
     print("\nFindings")
