@@ -118,7 +118,7 @@ def plot_curves(arms: Arms, order: list[str], base: Base | None, path: Path) -> 
     fig.add_artist(leg)
     fig.legend(handles=state_handles, title="state (line style)", loc="lower left", bbox_to_anchor=(1.0, 0.08),
                fontsize=8)
-    fig.suptitle(f"Held-out hack / solve / valid over training. {eval_caption(arms)}", fontsize=10)
+    fig.suptitle(f"Hack / solve / valid over training (lines: mean over seeds). {eval_caption(arms)}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -140,14 +140,16 @@ def plot_bars(arms: Arms, order: list[str], base: Base | None, degraded: dict[st
             ax.axhline(base.rate(metric), color=METRIC_COLOR[metric], ls="--", lw=1.2)
     for i, arm in enumerate(order):
         if degraded[arm]:
-            ax.text(i, 1.07, "degraded", ha="center", color="darkred", fontsize=9, fontweight="bold")
+            what = [m for m in ("valid", "solve") if any(r.startswith(f"deployed {m}") for r in degraded[arm])]
+            ax.text(i, 1.07, f"degraded ({', '.join(what)})", ha="center", color="darkred", fontsize=9,
+                    fontweight="bold")
     ax.set_xticks(range(len(order)), [f"{a}\n(n={len(arms[a])})" for a in order])
     ax.set_ylim(0, 1.15)
     ax.set_ylabel("deployed rate (mean ± SEM over seeds; dots = seeds)")
     ax.set_title(f"Deployed (quarantine ablated), final checkpoint\n{eval_caption(arms)}", fontsize=9)
     handles = [Patch(color=METRIC_COLOR[m], alpha=0.6, label=f"deployed {m}") for m in METRICS]
-    handles += [Line2D([], [], color="grey", ls="--", label="base model (step 0)" if base is not None
-                       else "no base eval available")]
+    handles += [Line2D([], [], color="grey", ls="--", label="base model (step 0),\nline colour = metric"
+                       if base is not None else "no base eval available")]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
