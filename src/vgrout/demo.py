@@ -149,7 +149,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the toy-world demo: the chosen arms (--arms) x seeds, evaluated, one report",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/demo", help="where the runs and report.md go (default runs/demo)")
-    p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, from: {', '.join(ARMS)}")
+    p.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                   help=f"comma-separated, from: {', '.join(ARMS)} (default: {','.join(DEFAULT_ARMS)})")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the demo preset's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a demo-preset Config field")
