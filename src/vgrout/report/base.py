@@ -100,8 +100,11 @@ def rule_text(base: Base | None) -> str:
     """The degradation rule in one paragraph, for the report."""
     text = (f"An arm's deployed model is **degraded** when its deployed valid rate (compiling code, seed mean) is "
             f"below {VALID_FLOOR}, or its deployed solve rate is below the base model's by more than "
-            f"max({SOLVE_TOL}, {NOISE_SIGMAS:g}·se), se = √(SEM over seeds² + the base's binomial SE²). A hack drop in a "
-            "degraded arm is degradation, not a removed hack: the model stopped writing working code or stopped solving.")
+            f"max({SOLVE_TOL}, {NOISE_SIGMAS:g}·se), se = √(SEM over seeds² + the base's binomial SE²). Why: one "
+            f"output in ten that does not compile is a broken model whatever it hacks; {SOLVE_TOL} is the solve loss "
+            "a gt_only control may show; the se term keeps seed spread and the base's sampling noise from being "
+            "called degradation. A hack drop in a degraded arm is degradation, not a removed hack: the model stopped "
+            "writing working code or stopped solving.")
     if base is None:
         text += " No base model evaluation is available, so only the valid floor was checked."
     elif base.valid < VALID_FLOOR:
