@@ -70,7 +70,7 @@ def find_base(runs: Sequence[RunData], base_file: str | Path | None = None) -> B
     """The base from `base_file` when given, else from the runs' step-0 evals, else None."""
     if base_file is not None:
         result = read_eval(base_file)
-        return base_from_results([result], f"`{base_file}` (step {result.get('step')})")
+        return base_from_results([result], f"base eval file `{base_file}`")
     step0 = [r for r in runs if r.step0_eval is not None]
     if not step0:
         return None
