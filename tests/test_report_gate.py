@@ -73,3 +73,21 @@ def test_gate_plot_and_curves_with_a_longer_run(tmp_path):
     for name in ("report_curves.png", "report_deployed_bars.png", "report_gate_auroc.png"):
         img = mpimg.imread(out.parent / name)
         assert img.shape[0] > 300 and img.shape[1] > 600 and not math.isnan(float(img.mean()))
+
+
+def test_pooled_skips_a_step_the_trainer_skipped_but_not_a_scored_one(tmp_path):
+    """A skipped step (no rollout fields, null aggregates) does not stop pooling; a scored step
+    whose rollouts were not logged does (pooling would drop it silently)."""
+    import json
+
+    run = make_run(tmp_path, "routeA", 0, {4: (10, 5)}, {4: (2, 2)}, gate_quality=2.0)
+    path = run / "diagnostics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    full = gate.pooled(rows)
+    kept = gate.pooled(rows[:2] + rows[3:])
+    skipped = {"step": 2, "gate_auroc": None, "gate_route_f05": None, "gate_route_precision": None,
+               "gate_keep_precision": None, "hack_rate": 0.0}
+    got = gate.pooled(rows[:2] + [skipped] + rows[3:])
+    assert got == kept and got.n < full.n
+    scored = {k: v for k, v in rows[2].items() if k not in ("gate_score", "zone", "hack", "advantage", "live")}
+    assert scored["gate_auroc"] is not None and gate.pooled(rows[:2] + [scored] + rows[3:]) is None

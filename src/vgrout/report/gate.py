@@ -116,16 +116,20 @@ def step_table(diagnostics: Sequence[dict]) -> list[tuple[int, GateStats]]:
 
 
 def pooled(diagnostics: Sequence[dict]) -> GateStats | None:
-    """GateStats over every gated rollout of the run; None when the rows carry no per-rollout
-    fields (pooling needs them) or nothing was scored."""
-    if not diagnostics or not all(has_rollouts(r) for r in diagnostics):
+    """GateStats over every gated rollout of the run; None when nothing was scored or when a
+    step was scored (its aggregates set) without logging its rollouts, since pooling would
+    silently drop it. A step the trainer skipped (no rollout fields, no aggregates) is no loss."""
+    unpoolable = [r.get("step") for r in diagnostics if not has_rollouts(r)
+                  and any(r.get(f) is not None for f in AGGREGATE_FIELDS.values())]
+    if not diagnostics or unpoolable:
         return None
     s_all, z_all, h_all = [], [], []
     for row in diagnostics:
-        s, z, h = rollout_fields(row)
-        s_all += s
-        z_all += z
-        h_all += h
+        if has_rollouts(row):
+            s, z, h = rollout_fields(row)
+            s_all += s
+            z_all += z
+            h_all += h
     return gate_stats(s_all, z_all, h_all) if s_all else None
 
 
