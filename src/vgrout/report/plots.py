@@ -141,10 +141,10 @@ def plot_bars(arms: Arms, order: list[str], base: Base | None, degraded: dict[st
     for i, arm in enumerate(order):
         if degraded[arm]:
             what = [m for m in ("valid", "solve") if any(r.startswith(f"deployed {m}") for r in degraded[arm])]
-            ax.text(i, 1.07, f"degraded ({', '.join(what)})", ha="center", color="darkred", fontsize=9,
+            ax.text(i, 1.035, f"degraded\n({', '.join(what)})", ha="center", va="bottom", color="darkred", fontsize=8,
                     fontweight="bold")
     ax.set_xticks(range(len(order)), [f"{a}\n(n={len(arms[a])})" for a in order])
-    ax.set_ylim(0, 1.15)
+    ax.set_ylim(0, 1.17)
     ax.set_ylabel("deployed rate (mean ± SEM over seeds; dots = seeds)")
     ax.set_title(f"Deployed (quarantine ablated), final checkpoint\n{eval_caption(arms)}", fontsize=9)
     handles = [Patch(color=METRIC_COLOR[m], alpha=0.6, label=f"deployed {m}") for m in METRICS]
