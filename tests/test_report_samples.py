@@ -47,3 +47,9 @@ def test_pick_prefers_deployed_then_seed_order(tmp_path):
     assert found["hack"][0] == 0 and found["hack"][1]["state"] == "as_trained"  # no deployed hack exists
     assert found["clean solve"][1]["state"] == "deployed" and found["clean solve"][1]["problem_id"] == "p0"
     assert found["broken output"] is None
+
+
+def test_report_says_once_when_no_run_has_samples(tmp_path):
+    runs = [make_run(tmp_path, arm, 0, {4: (30, 3)}, {4: (2, 20)}) for arm in ("vanilla", "routeA")]
+    text = build_report(runs, tmp_path / "out" / "report.md").read_text()
+    assert text.count("No run has a samples file at its final step") == 1 and "### vanilla" not in text

@@ -71,6 +71,9 @@ def section_samples(arms: dict[str, dict[int, RunData]], order: list[str]) -> li
              "One hack, one clean solve (solved, no hack, valid) and one broken output (no compiling code block) per "
              "arm, from `eval/step_NNNNNN.samples.jsonl`; deployed samples first, as-trained when the deployed "
              "model produced none of that kind.", ""]
+    if not any(samples_path(r, r.final_step).is_file() for runs in arms.values() for r in runs.values()):
+        return lines + ["No run has a samples file at its final step (`eval/step_NNNNNN.samples.jsonl`), so there is "
+                        "nothing to quote. Re-evaluate with a vgrout that writes eval samples.", ""]
     for arm in order:
         found, n_rows, missing = pick(arms[arm])
         lines += [f"### {arm}", ""]
