@@ -1,7 +1,8 @@
 """`vgrout eval RUN_DIR`: evaluate a run's checkpoints offline, writing RUN_DIR/eval/.
 
-Wiring only: rebuild the run's model from its config.json, attach the adapter from its first
-checkpoint, pick the held-out problems, open a grader, and call `evaluate_run`.
+Wiring only: read the run's config.json (a plain dict), take the eval settings the run's own
+trainer used (`eval_defaults`; flags override), rebuild its model, attach the adapter from its
+first checkpoint, pick the held-out problems, open a grader, and call `evaluate_run`.
 `eval_run_dir` is the same as a function, for `vgrout demo`.
 """
 
@@ -14,6 +15,7 @@ import random
 from pathlib import Path
 
 from vgrout.env.modes import SYSTEM_PROMPT
+from vgrout.eval.rundir import deploys_whole_adapter, list_checkpoints, need, read_config
 from vgrout.types import Problem
 
 
@@ -43,40 +45,74 @@ def heldout_problems(source: str, toy_name: str | None, n_problems: int) -> list
     return problems[:n_problems] if n_problems else problems
 
 
+# the trainer's eval hook samples 64 prompts per generation batch; the chunk seeds depend on it,
+# so an offline eval of a run reproduces the trainer's numbers only with the same value
+EVAL_BATCH_PROMPTS = 64
+
+
+def eval_defaults(cfg: dict, run_dir: str | Path = "RUN_DIR") -> dict:
+    """The eval settings a run used for its own held-out evals, from its config.json dict:
+    problems, n_problems, n_samples, seed, markers, modes, sampling and batch. `vgrout eval
+    RUN` starts from these, so it answers the same question the trainer's evals did."""
+    c = {k: need(cfg, k, run_dir) for k in ("eval_problems", "eval_n_problems", "eval_samples", "eval_seed",
+                                            "eval_markers", "eval_temperature", "eval_top_p", "eval_top_k",
+                                            "max_new_tokens", "modes")}
+    return {
+        "problems": c["eval_problems"], "n_problems": int(c["eval_n_problems"]), "n_samples": int(c["eval_samples"]),
+        "seed": int(c["eval_seed"]), "markers": c["eval_markers"], "max_new_tokens": int(c["max_new_tokens"]),
+        "temperature": float(c["eval_temperature"]), "top_p": float(c["eval_top_p"]), "top_k": int(c["eval_top_k"]),
+        "batch_prompts": int(cfg.get("eval_batch_prompts", EVAL_BATCH_PROMPTS)),
+        "modes": list(cfg.get("eval_modes") or c["modes"]),
+    }
+
+
+def _load_run_model(cfg: dict, device: str | None):
+    """(model, tokenizer) of a run's base model. The one place eval loads a model from a config."""
+    from vgrout.train.model import load_model
+
+    return load_model(cfg["model"], cfg["dtype"], device or cfg["device"], bool(cfg.get("random_init", False)))
+
+
 def eval_run_dir(
-    run_dir: str | Path, *, checkpoints: str = "all", problems: str = "heldout", n_problems: int = 0,
-    n_samples: int = 1, seed: int = 12345, markers: str = "eval", max_new_tokens: int | None = None,
-    batch_prompts: int = 32, overwrite: bool = False, device: str | None = None,
+    run_dir: str | Path, *, checkpoints: str = "all", overwrite: bool = False, device: str | None = None,
+    **overrides,
 ) -> list[dict]:
-    """Evaluate a run directory's checkpoints with the sampling settings of its config
-    (max_new_tokens overridable); returns the results in step order."""
+    """Evaluate a run directory's checkpoints with the settings its trainer evaluated with
+    (`eval_defaults`), any of them replaced by `overrides` (problems, n_problems, n_samples, seed,
+    markers, max_new_tokens, temperature, top_p, top_k, batch_prompts; None keeps the run's).
+    Returns the results in step order."""
     from vgrout.adapter import load_adapter
     from vgrout.env import Grader
-    from vgrout.eval.run import assign_modes, evaluate_run, list_checkpoints
-    from vgrout.train.config import Config
-    from vgrout.train.model import load_model, toy_name
+    from vgrout.eval.run import assign_modes, evaluate_run
 
     run_dir = Path(run_dir)
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{cfg_file} not found; pass a run directory written by `vgrout train`")
-    cfg = Config.from_dict(json.loads(cfg_file.read_text()))
+    cfg = read_config(run_dir)
+    s = eval_defaults(cfg, run_dir)
+    unknown = sorted(set(overrides) - (set(s) - {"modes"}))
+    if unknown:
+        raise ValueError(f"eval_run_dir: unknown setting(s) {unknown}; known: {sorted(set(s) - {'modes'})}")
+    s.update({k: v for k, v in overrides.items() if v is not None})
     found = list_checkpoints(run_dir)
     if not found:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint yet (checkpoints/step_NNNNNN/adapter.safetensors)")
-    model, tok = load_model(cfg.model, cfg.dtype, device or cfg.device, cfg.random_init)
+    probs = heldout_problems(s["problems"], _toy_name(cfg["model"]), s["n_problems"])
+    modes = assign_modes(probs, s["modes"])
+    model, tok = _load_run_model(cfg, device)
     adapter = load_adapter(model, found[0][1] / "adapter.safetensors")
-    probs = heldout_problems(problems, toy_name(cfg.model), n_problems)
-    modes = assign_modes(probs, cfg.modes)
-    run_info = {"arm": cfg.arm, "seed": cfg.seed, "placebo_seed": cfg.placebo_seed, "adapter_init": cfg.adapter_init,
-                "problems": problems}
-    with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
+    run_info = {"arm": cfg["arm"], "seed": cfg.get("seed"), "placebo_seed": cfg.get("placebo_seed"),
+                "adapter_init": cfg.get("adapter_init"), "problems": s["problems"]}
+    with Grader(sandbox=cfg.get("sandbox", "auto"), workers=int(cfg.get("grader_workers", 1))) as grader:
         return evaluate_run(
             run_dir, model, tok, adapter, probs, modes, grader=grader, checkpoints=checkpoints, overwrite=overwrite,
-            run_info=run_info, n_samples=n_samples, max_new_tokens=max_new_tokens or cfg.max_new_tokens, seed=seed,
-            markers=markers, system_prompt=cfg.system_prompt or SYSTEM_PROMPT,
-            deployed_is_full=not cfg.has_quarantine_at_deploy, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
-            top_k=cfg.eval_top_k, batch_prompts=batch_prompts)
+            run_info=run_info, n_samples=s["n_samples"], max_new_tokens=s["max_new_tokens"], seed=s["seed"],
+            markers=s["markers"], system_prompt=cfg.get("system_prompt") or SYSTEM_PROMPT,
+            deployed_is_full=deploys_whole_adapter(cfg["arm"]), temperature=s["temperature"], top_p=s["top_p"],
+            top_k=s["top_k"], batch_prompts=s["batch_prompts"])
+
+
+def _toy_name(model: str) -> str | None:
+    """'toy:NAME' -> NAME, else None."""
+    return model.split(":", 1)[1] if model.startswith("toy:") else None
 
 
 def _summary_line(r: dict) -> str:
@@ -88,37 +124,52 @@ def _summary_line(r: dict) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    overrides = {k: getattr(args, k) for k in ("problems", "n_problems", "n_samples", "seed", "markers",
+                                               "max_new_tokens", "temperature", "top_p", "top_k", "batch_prompts")}
     try:
-        results = eval_run_dir(args.run_dir, checkpoints=args.checkpoints, problems=args.problems,
-                               n_problems=args.n_problems, n_samples=args.n_samples, seed=args.seed,
-                               markers=args.markers, max_new_tokens=args.max_new_tokens,
-                               batch_prompts=args.batch_prompts, overwrite=args.overwrite, device=args.device)
+        results = eval_run_dir(args.run_dir, checkpoints=args.checkpoints, overwrite=args.overwrite,
+                               device=args.device, **overrides)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"vgrout eval: {exc}") from None
     for r in results:
         print(_summary_line(r))
-    print(f"wrote {Path(args.run_dir) / 'eval'}")
+    eval_dir = Path(args.run_dir) / "eval"
+    print(f"wrote {eval_dir} (step_NNNNNN.json; completions in step_NNNNNN.samples.jsonl)")
+    print(f"read them: vgrout samples {args.run_dir} --hack")
     return 0
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a run's checkpoints (as-trained vs deployed) offline",
                               description="Hack and solve rates on held-out problems, as-trained (quarantine on) and "
-                                          "deployed (quarantine ablated), per mode, with eval-time marker families. "
-                                          "Writes RUN_DIR/eval/step_NNNNNN.json and RUN_DIR/eval/curve.jsonl.")
+                                          "deployed (quarantine ablated), per mode. Every setting defaults to what "
+                                          "the run's own trainer evaluated with (its config.json: eval_problems, "
+                                          "eval_n_problems, eval_samples, eval_seed, eval_markers, eval_temperature, "
+                                          "eval_top_p, eval_top_k, max_new_tokens); a flag overrides one. Writes "
+                                          "RUN_DIR/eval/step_NNNNNN.json, its completions in "
+                                          "step_NNNNNN.samples.jsonl, and RUN_DIR/eval/curve.jsonl.")
     p.add_argument("run_dir")
     p.add_argument("--checkpoints", choices=("all", "last"), default="all")
-    p.add_argument("--problems", default="heldout", help="heldout, generalisation (toy splits) or a jsonl path")
-    p.add_argument("--n-problems", type=int, default=0, help="first N problems of the fixed order (0: all)")
-    p.add_argument("--n-samples", type=int, default=1, help="completions per problem")
-    p.add_argument("--seed", type=int, default=12345, help="generation seed (same for every checkpoint and state)")
-    p.add_argument("--markers", choices=("eval", "train"), default="eval",
-                   help="eval: disjoint eval-time marker names (default); train: the training hints' names")
+    p.add_argument("--problems", default=None,
+                   help="heldout, generalisation (toy splits) or a jsonl path (default: the run's eval_problems)")
+    p.add_argument("--n-problems", type=int, default=None,
+                   help="first N problems of the fixed order, 0: all (default: the run's eval_n_problems)")
+    p.add_argument("--n-samples", type=int, default=None, help="completions per problem (default: the run's eval_samples)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="generation seed, the same for every checkpoint and state (default: the run's eval_seed)")
+    p.add_argument("--markers", choices=("eval", "train"), default=None,
+                   help="eval: disjoint eval-time marker names; train: the training hints' names "
+                        "(default: the run's eval_markers)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the run's max_new_tokens")
-    p.add_argument("--batch-prompts", type=int, default=32, help="prompts per generation batch")
+    p.add_argument("--temperature", type=float, default=None, help="default: the run's eval_temperature")
+    p.add_argument("--top-p", type=float, default=None, help="default: the run's eval_top_p")
+    p.add_argument("--top-k", type=int, default=None, help="default: the run's eval_top_k")
+    p.add_argument("--batch-prompts", type=int, default=None,
+                   help=f"prompts per generation batch; the chunk seeds depend on it (default: {EVAL_BATCH_PROMPTS}, "
+                        "what the trainer's evals use)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: the run's device")
     p.add_argument("--overwrite", action="store_true", help="recompute step files that already exist")
     p.set_defaults(func=_run)
 
 
-__all__ = ["eval_run_dir", "heldout_problems", "register"]
+__all__ = ["EVAL_BATCH_PROMPTS", "eval_defaults", "eval_run_dir", "heldout_problems", "register"]

@@ -17,15 +17,25 @@ STATES = ("as_trained", "deployed")
 _STEP_FILE = re.compile(r"^step_(\d{6,})\.json$")
 
 
+def umask_mode(kind: str = "file") -> int:
+    """The permissions a plain `open()` / `mkdir()` would give under the current umask
+    (0o644 / 0o755 under the usual 022); mkstemp and mkdtemp create 0600 / 0700."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if kind == "dir" else 0o666) & ~mask
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write `text` to `path` via a temp file in the same folder and os.replace, so a crash
-    never leaves a half-written result that a report would then read."""
+    never leaves a half-written result that a report would then read. The file gets the
+    umask's usual permissions, not mkstemp's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, umask_mode("file"))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -42,6 +52,47 @@ def write_json_atomic(path: str | Path, obj: dict) -> Path:
 def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:
     """Rewrite `path` with `rows` (one JSON object a line) atomically."""
     return write_text_atomic(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows))
+
+
+def samples_path(eval_file: str | Path) -> Path:
+    """eval/step_NNNNNN.json -> eval/step_NNNNNN.samples.jsonl (the completions beside it)."""
+    eval_file = Path(eval_file)
+    if eval_file.suffix != ".json":
+        raise ValueError(f"{eval_file} is not an eval .json file")
+    return eval_file.with_name(eval_file.stem + ".samples.jsonl")
+
+
+def sample_rows(result: dict) -> list[dict]:
+    """One readable row per graded completion of a result that kept its texts (`evaluate(...,
+    keep_texts=True)`): {step, state, problem_id, mode, sample, completion, reward, reason,
+    valid (format_ok), hack (exploited), solve (gt_correct), channel}."""
+    rows = []
+    for state in STATES:
+        for s in result["states"].get(state, {}).get("samples", []):
+            if "text" not in s:
+                raise ValueError("this eval result has no completion texts; evaluate with keep_texts=True")
+            rows.append({
+                "step": result.get("step"), "state": state, "problem_id": s["problem_id"], "mode": s["mode"],
+                "sample": s["sample"], "completion": s["text"], "reward": s.get("reward"), "reason": s["reason"],
+                "valid": s["format_ok"], "hack": s["exploited"], "solve": s["gt_correct"], "channel": s.get("channel"),
+            })
+    return rows
+
+
+def write_eval_result(path: str | Path, result: dict) -> dict:
+    """Write a result with its completions: the texts go to `samples_path(path)` (one row per
+    sample, `sample_rows`), the JSON keeps the per-sample verdicts without texts. The samples
+    file is written first, so a step JSON (the mark of a finished eval) always has its samples.
+    Returns the result as written to JSON (texts dropped)."""
+    path = Path(path)
+    has_texts = any("text" in s for st in result["states"].values() for s in st.get("samples", []))
+    if has_texts:
+        write_jsonl_atomic(samples_path(path), sample_rows(result))
+    slim = dict(result, states={
+        state: dict(block, samples=[{k: v for k, v in s.items() if k != "text"} for s in block.get("samples", [])])
+        for state, block in result["states"].items()})
+    write_json_atomic(path, slim)
+    return slim
 
 
 def make_result(*, settings: dict, problems: list[dict], states: dict[str, dict]) -> dict:
@@ -120,6 +171,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 __all__ = [
-    "SCHEMA", "STATES", "write_jsonl_atomic", "curve_row", "eval_path", "rebuild_curve", "read_eval",
+    "SCHEMA", "STATES", "write_jsonl_atomic", "samples_path", "sample_rows", "umask_mode", "write_eval_result",
+    "write_text_atomic", "curve_row", "eval_path", "rebuild_curve", "read_eval",
     "make_result", "read_jsonl", "write_json_atomic",
 ]
