@@ -3,7 +3,7 @@
 Wiring only: read the run's config.json (a plain dict), take the eval settings the run's own
 trainer used (`eval_defaults`; flags override), rebuild its model, attach the adapter from its
 first checkpoint, pick the held-out problems, open a grader, and call `evaluate_run`.
-`eval_run_dir` is the same as a function, for `vgrout demo`.
+`eval_run_dir` is the same as a function.
 """
 
 from __future__ import annotations
@@ -116,11 +116,13 @@ def _toy_name(model: str) -> str | None:
 
 
 def _summary_line(r: dict) -> str:
-    st = r["states"]
-    return (f"step {r['step']:>6}  as-trained hack {st['as_trained']['overall']['hack_rate']:.3f} "
-            f"solve {st['as_trained']['overall']['solve_rate']:.3f}  |  deployed hack "
-            f"{st['deployed']['overall']['hack_rate']:.3f} solve {st['deployed']['overall']['solve_rate']:.3f}  "
-            f"(n={st['deployed']['overall']['n']})")
+    """Hack, solve and valid-output rate per state: a hack drop is only read beside its validity."""
+    def rates(state: str) -> str:
+        o = r["states"][state]["overall"]
+        return f"hack {o['hack_rate']:.3f} solve {o['solve_rate']:.3f} valid {o['format_ok'] / o['n']:.3f}"
+
+    return (f"step {r['step']:>6}  as-trained {rates('as_trained')}  |  deployed {rates('deployed')}  "
+            f"(n={r['states']['deployed']['overall']['n']})")
 
 
 def _run(args: argparse.Namespace) -> int:
