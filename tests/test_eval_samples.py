@@ -1,6 +1,6 @@
 """`vgrout eval RUN` defaults from the run's config.json, named setting mismatches, the samples
 jsonl written beside every eval result, `vgrout samples`, the training rollout-sample writer,
-file permissions under the umask, and the run summary. Torch-free except where marked."""
+file permissions under the umask, and the run summary."""
 
 from __future__ import annotations
 
