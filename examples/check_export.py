@@ -7,13 +7,18 @@ model for the run's arm (vanilla/erase: both blocks; others: quarantine ablated)
 scale, between the deployed block alone and that model (what an export of the deployed block
 would miss for vanilla).
 """
-import json, sys, torch
+import json
+import sys
+
+import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 from vgrout.adapter import load_adapter
 from vgrout.eval.rundir import deploys_whole_adapter, read_config, pick_checkpoint
 from vgrout.export_cli import load_base
 
+if len(sys.argv) != 3:
+    raise SystemExit("usage: python examples/check_export.py RUN_DIR EXPORT_DIR")
 run, out = sys.argv[1], sys.argv[2]
 cfg = read_config(run)
 _, ckpt = pick_checkpoint(run)
