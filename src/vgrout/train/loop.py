@@ -259,7 +259,7 @@ def restore(run: Run, ckpt: Path) -> None:
     run.optimizer.load_state_dict(st["optimizer"])
     run.scheduler.load_state_dict(st["scheduler"])
     d = st["direction"]
-    run.gate.direction = None if d is None else d.to(next(run.model.parameters()).device)
+    run.gate.direction = None if d is None else d.cpu()  # the gate's device contract: CPU float32 (gates.band)
     run.gate.steps_since_refresh = st["steps_since_refresh"]
     if st["buffer"] is not None:
         run.gate.buffer = ScoreBuffer(1)

@@ -254,6 +254,7 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
         z, scores, cache = zones[rows].to(torch.long), torch.full((len(r),), math.nan), {}
     else:
         z, scores, cache = choose_zones(cfg.arm, adapter, model, r, gate, cfg, share_prompt, counts)
+    z = None if z is None else z.to(device)  # gate zones live on the CPU (gates.band); the forwards take them here
     t_gate = time.perf_counter()
     loss_modes = ["full"] * len(r) if z is None else ["deployed" if int(x) == KEEP else "full" for x in z.tolist()]
     old, need = old_logps(adapter, model, r, loss_modes, cache, cfg.micro_batch, share_prompt, counts)
