@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from vgrout.env.problems import check_disjoint
 from vgrout.gates import ScoreBuffer, haar_unit_rows, mean_difference_direction, paired_accuracy, project_scores
 from vgrout.rollout import Rollouts, generate, pad_token_id
 from vgrout.train.batch import concat_rollouts, group_by_prompt, join_groups
@@ -331,6 +332,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         from vgrout.train.evalhook import HeldoutEval
 
         eval_callback = HeldoutEval(cfg)
+        check_disjoint(run.problems, eval_callback.problems, cfg.problems, cfg.eval_problems)  # train vs eval ids
     if not dp.is_main:
         eval_callback = None
     if resume:
