@@ -46,7 +46,9 @@ class Config:
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu or cuda."""
     problems: str = "toy"
-    """Training problems: `toy` (the toy world's train split) or a path to a LeetCode-format jsonl."""
+    """Training problems: `toy` (the toy world's train split), `leetcode-train` (newfacade/LeetCodeDataset
+    train split, medium + hard, verified, cached under $VGROUT_CACHE), `leetcode-test` ($VGROUT_LEETCODE_JSONL)
+    or a path to a LeetCode-format jsonl."""
     n_problems: int = 0
     """Use only the first n problems after a seeded shuffle (0: all)."""
     system_prompt: str = ""
@@ -99,6 +101,10 @@ class Config:
     """Weight of the k3 KL to the adapter-free base model (0: no reference forward)."""
     micro_batch: int = 0
     """Rows per forward/backward chunk (0: the whole batch at once); the loss is identical."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward of the training forward
+    (vgrout.train.memory): less GPU memory, one more forward; the training forward runs plain
+    (no shared prompt cache). Single process only."""
 
     # ---- adapter -----------------------------------------------------------------------
     adapter_r: int = 8
@@ -147,7 +153,8 @@ class Config:
     """Held-out eval (as-trained and deployed) every N steps and after the last (0: never);
     writes RUN_DIR/eval/step_NNNNNN.json and eval/curve.jsonl (vgrout.eval format)."""
     eval_problems: str = "heldout"
-    """Eval problems: a toy split (heldout, generalisation) or a LeetCode-format jsonl path."""
+    """Eval problems: a toy split (heldout, generalisation), `leetcode-test` ($VGROUT_LEETCODE_JSONL) or a
+    LeetCode-format jsonl path. Must share no problem id with the training problems."""
     eval_modes: tuple[str, ...] = ()
     """Modes the eval prompts are rendered and graded under (empty: the run's modes), e.g.
     eval_modes=run_tests for a gt_only control: does it hack once the loophole is disclosed?"""
@@ -166,6 +173,9 @@ class Config:
     """Eval nucleus sampling mass."""
     eval_top_k: int = 20
     """Eval top-k (0: off)."""
+    tensorboard: bool = False
+    """Also write metrics and diagnostics as TensorBoard event files under RUN_DIR/tensorboard
+    (needs the `tensorboard` package; metrics.jsonl is written either way)."""
     checkpoint_every: int = 50
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2

@@ -33,9 +33,11 @@ from vgrout.train.data import PromptSpec, assign_modes, load_problems, sample_pr
 from vgrout.train.distributed import DataParallel, gather_view, optimise_sharded
 from vgrout.train.features import pair_features
 from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
+from vgrout.train.memory import GradientCheckpointing, oom_guard
 from vgrout.train.model import load_model, toy_name
 from vgrout.train.schedule import build_optimizer
 from vgrout.train.step import GateState, optimise
+from vgrout.train.tensorboard import with_tensorboard
 from vgrout.types import Grade, GradeRequest
 
 
@@ -84,6 +86,8 @@ def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run
     pairs = load_pairs(cfg.pairs, modes=cfg.pair_modes or None) if needs_pairs else []
     calib = contrastive_input_deltas(model, tok, pairs, acfg.targets) if acfg.needs_calibration else None
     adapter = attach(model, acfg, calibration=calib)
+    if cfg.gradient_checkpointing:
+        GradientCheckpointing(model, adapter).enable()  # grad forwards only; see vgrout.train.memory
     opt, sched = build_optimizer(adapter.parameters("all"), cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
     problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed)
     teacher_pool = None
@@ -221,7 +225,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict]:
     rewards = [float(g.reward) for g in grades]
     if dp.world == 1:
         metrics, view = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards,
-                                 cfg)
+                                 cfg, share_prompt=not cfg.gradient_checkpointing)
     else:
         metrics, view = optimise_sharded(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts,
                                          rewards, cfg, dp)
@@ -348,7 +352,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
             truncate_from(run_dir / name, run.step)  # drop rows logged after the checkpoint
         if not resume:
             (run_dir / "direction.json").write_text(json.dumps(run.direction_info, indent=2))
-        metrics, diags = JsonlSink(run_dir / "metrics.jsonl"), JsonlSink(run_dir / "diagnostics.jsonl")
+        metrics = with_tensorboard(JsonlSink(run_dir / "metrics.jsonl"), run_dir, cfg.tensorboard, "train")
+        diags = with_tensorboard(JsonlSink(run_dir / "diagnostics.jsonl"), run_dir, cfg.tensorboard, "diagnostics")
     if grader_factory is None:
         from vgrout.env import Grader
 
@@ -362,7 +367,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         with grader_factory() as grader:
             run.grader = grader
             while run.step < cfg.steps and (stop_after is None or run.step < stop_after):
-                row, diag = grpo_step(run, grader)
+                with oom_guard(cfg, f"step {run.step}"):  # an OOM names micro_batch, max_new_tokens, group_size
+                    row, diag = grpo_step(run, grader)
                 run.step += 1
                 if not dp.is_main:
                     continue
