@@ -22,8 +22,9 @@ import pytest
 import torch
 
 LEETCODE = os.environ.get("VGROUT_LEETCODE_JSONL", "")
-pytestmark = pytest.mark.skipif(not LEETCODE or not Path(LEETCODE).is_file(),
-                                reason="VGROUT_LEETCODE_JSONL not set (a LeetCode medhard jsonl)")
+pytestmark = [pytest.mark.skipif(not LEETCODE or not Path(LEETCODE).is_file(),
+                                 reason="VGROUT_LEETCODE_JSONL not set (a LeetCode medhard jsonl)"),
+              pytest.mark.slow]  # ~40 s on the 2-core CI machine, most of it the six 2-step runs
 
 N_TRAIN, N_EVAL = 4, 2
 STEPS = 2
