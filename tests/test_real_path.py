@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,4 +176,6 @@ def test_cli_leetcode_4b_runs_without_an_eval_problems_override(world, tmp_path)
     env["VGROUT_LEETCODE_JSONL"] = str(world["train"])
     r = subprocess.run(cmd + ["--out", str(tmp_path / "cli2")], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
-    assert "share 4 id(s)" in r.stderr and "eval_problems=leetcode-test" in r.stderr
+    named = re.search(r"share (\d+) id\(s\): ([\d, ]+)\.", r.stderr)
+    assert named and int(named[1]) == N_EVAL, r.stderr[-2000:]  # eval_n_problems of the 4 training problems
+    assert set(named[2].split(", ")) <= set(world["ids"][0]) and "eval_problems=leetcode-test" in r.stderr
