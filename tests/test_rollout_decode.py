@@ -116,3 +116,21 @@ def test_generation_and_shared_logps_emit_no_deprecation_warnings(lm):
             completion_logps(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
     bad = [w for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))]
     assert not bad, [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in bad]
+
+
+def test_draw_matches_the_distribution_and_never_draws_a_zero():
+    """Inverse-CDF sampling: frequencies within 4 sigma of the probabilities, zero-mass tokens never drawn."""
+    from vgrout.rollout.generate import draw
+
+    probs = torch.tensor([[0.0, 0.1, 0.0, 0.5, 0.4, 0.0], [0.25, 0.0, 0.25, 0.0, 0.0, 0.5]])
+    n = 40_000
+    rows = probs.repeat_interleave(n, 0)  # two groups of n rows
+    gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    t = draw(rows, gens).view(2, n)
+    for p in range(2):
+        freq = torch.bincount(t[p], minlength=6).double() / n
+        sigma = (probs[p].double() * (1 - probs[p].double()) / n).sqrt()
+        assert ((freq - probs[p].double()).abs() <= 4 * sigma + 1e-12).all(), (p, freq)
+        assert (freq[probs[p] == 0] == 0).all()
+    again = draw(rows, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]).view(2, n)
+    assert torch.equal(t, again)  # a pure function of the generators

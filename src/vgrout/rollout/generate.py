@@ -90,6 +90,23 @@ def group_generators(seed: int, group_index: Sequence[int], device) -> list[torc
     return [torch.Generator(device=device).manual_seed(group_seed(seed, g)) for g in group_index]
 
 
+def draw(probs: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
+    """One token per row from probs (N, V) by inverse CDF; group p (rows [p*g, (p+1)*g)) uses generators[p] only.
+
+    What `torch.multinomial` does for one sample, minus its per-call cost (~0.15 ms per group
+    on CPU, a fifth of a toy decode step). The CDF is summed in float64 so the last tokens
+    of a large vocabulary keep their mass; a zero-probability token is never drawn (the
+    search returns the first index whose CDF exceeds u * total).
+    """
+    g = probs.shape[0] // len(generators)
+    u = torch.cat([torch.rand(g, 1, generator=gen, device=probs.device, dtype=torch.float64) for gen in generators])
+    cdf = probs.double().cumsum(-1)  # (N, V)
+    total = cdf[:, -1:].contiguous()  # (N, 1)
+    idx = torch.searchsorted(cdf, u * total, right=True)  # (N, 1)
+    last = torch.searchsorted(cdf, total, right=False)  # the last token with mass, for u * total rounding up to total
+    return torch.minimum(idx, last).squeeze(-1)
+
+
 def _next_tokens(logits: Tensor, temperature: float, top_k: int, top_p: float,
                  generators: Sequence[torch.Generator], ban: Tensor | None) -> Tensor:
     """logits (N, V) float32 -> (N,) tokens; group p (rows [p*g, (p+1)*g)) draws from generators[p] only."""
@@ -97,10 +114,7 @@ def _next_tokens(logits: Tensor, temperature: float, top_k: int, top_p: float,
         logits = logits.index_fill(-1, ban, float("-inf"))
     if temperature == 0.0:
         return logits.argmax(-1)
-    probs = torch.softmax(_filter_logits(logits, temperature, top_k, top_p), -1)
-    g = logits.shape[0] // len(generators)
-    return torch.cat([torch.multinomial(probs[p * g:(p + 1) * g], 1, generator=gen)
-                      for p, gen in enumerate(generators)]).squeeze(-1)
+    return draw(torch.softmax(_filter_logits(logits, temperature, top_k, top_p), -1), generators)
 
 
 @torch.inference_mode()
