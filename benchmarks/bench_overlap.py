@@ -7,7 +7,8 @@ not need the rewards (the KL reference on every row; the gate's feature forward)
 while it works. This times, on the benchmark's default workload (toy model, 8 x 8, T 16,
 `bench_vs_trl.BenchSpec`), each step's batch: grading alone, the reference forward over all
 rows alone, and both at once (grading in a thread: the thread only waits on the workers'
-pipes). Saving = grade + reference - both. It does not change the trainer: wiring the
+pipes). Saving = grade + reference - both. It also times grading through
+`vgrout.env.dedup.DedupGrader` (each distinct completion once) and the distinct share. It does not change the trainer: wiring the
 overlap into `vgrout.train` is separate work, and this says what it is worth here.
 """
 
@@ -43,7 +44,10 @@ def main() -> None:
     spec = BenchSpec(threads=args.threads)
     import tempfile
 
-    res: dict[str, list[float]] = {"generate": [], "grade": [], "reference_all_rows": [], "grade_with_reference": []}
+    from vgrout.env.dedup import DedupGrader
+
+    res: dict[str, list[float]] = {"generate": [], "grade": [], "reference_all_rows": [], "grade_with_reference": [],
+                                   "grade_dedup": [], "distinct_frac": []}
     with Grader(sandbox="auto", workers=args.workers) as grader, tempfile.TemporaryDirectory() as tmp:
         run = build_run(vgrout_config(spec, "vanilla"), Path(tmp) / "run")
         cfg = run.cfg
@@ -65,13 +69,17 @@ def main() -> None:
             reference_logps(run.adapter, run.model, r, cfg.micro_batch, True, {})
             th.join()
             t_both = time.perf_counter() - t
+            dedup = DedupGrader(grader)
+            t = time.perf_counter()
+            grade_batch(dedup, specs, r)
+            t_dedup = time.perf_counter() - t
             if step:  # step 0 warms up
-                for k, v in zip(res, (t_gen, t_grade, t_ref, t_both)):
+                for k, v in zip(res, (t_gen, t_grade, t_ref, t_both, t_dedup, dedup.graded / dedup.requests)):
                     res[k].append(v)
     med = {k: statistics.median(v) for k, v in res.items()}
     med["saving"] = med["grade"] + med["reference_all_rows"] - med["grade_with_reference"]
     for k, v in med.items():
-        print(f"  {k:22s} {v:.4f} s")
+        print(f"  {k:22s} {v:.4f}" + ("" if k == "distinct_frac" else " s"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"median_s": med, "steps": res, "machine": machine(), "args": vars(args)}, indent=2))
