@@ -8,8 +8,9 @@ while it works. This times, on the benchmark's default workload (toy model, 8 x 
 `bench_vs_trl.BenchSpec`), each step's batch: grading alone, the reference forward over all
 rows alone, and both at once (grading in a thread: the thread only waits on the workers'
 pipes). Saving = grade + reference - both. It also times grading through
-`vgrout.env.dedup.DedupGrader` (each distinct completion once) and the distinct share. It does not change the trainer: wiring the
-overlap into `vgrout.train` is separate work, and this says what it is worth here.
+`vgrout.env.dedup.DedupGrader` (each distinct completion once) and the distinct share. It
+does not change the trainer: wiring either into `vgrout.train` is separate work, and this
+says what each is worth here.
 """
 
 from __future__ import annotations

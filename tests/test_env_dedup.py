@@ -8,8 +8,9 @@ from vgrout.env import Grader
 from vgrout.env.dedup import DedupGrader
 from vgrout.types import GradeRequest, Problem
 
-PROBLEM = Problem(id="double", statement="Return 2 * x.", starter_code="class Solution:\n    def f(self, x: int) -> int:\n",
-                  entry_point="Solution().f", setup_code="", tests=("assert Solution().f(2) == 4", "assert Solution().f(5) == 10"))
+PROBLEM = Problem(id="double", statement="Return 2 * x.",
+                  starter_code="class Solution:\n    def f(self, x: int) -> int:\n", entry_point="Solution().f",
+                  setup_code="", tests=("assert Solution().f(2) == 4", "assert Solution().f(5) == 10"))
 GOOD = "```python\nclass Solution:\n    def f(self, x: int) -> int:\n        return 2 * x\n```"
 BAD = "```python\nclass Solution:\n    def f(self, x: int) -> int:\n        return x\n```"
 
@@ -34,12 +35,10 @@ def test_duplicates_are_graded_once_with_the_plain_graders_verdicts():
     assert got == plain  # same verdicts, same order
     assert [x.gt_correct for x in got] == [True, False, True, True, False, False]
     assert got[0] is got[2] is got[3]
-    other_mode = DedupGrader(Counting(g := Grader(sandbox="auto", workers=1)))
-    try:
-        other_mode.grade([GradeRequest(PROBLEM, GOOD, "gt_only"), GradeRequest(PROBLEM, GOOD, "run_tests")])
-        assert other_mode.graded == 2  # a different mode is a different request
-    finally:
-        g.close()
+    with Grader(sandbox="auto", workers=1) as g:
+        two_modes = DedupGrader(g)
+        two_modes.grade([GradeRequest(PROBLEM, GOOD, "gt_only"), GradeRequest(PROBLEM, GOOD, "run_tests")])
+    assert two_modes.graded == 2  # a different mode is a different request
 
 
 def test_wrapping_something_that_cannot_grade_fails_loudly():

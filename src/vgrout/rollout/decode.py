@@ -3,15 +3,15 @@
 Why: on a small model the per-token cost of `model(...)` is mostly not matrix multiplies.
 transformers rebuilds the attention mask, walks its kwargs plumbing and concatenates a
 growing `DynamicCache` (a fresh copy of every layer's keys and values per token, O(T^2)
-bytes over a completion). Measured on the toy model's shape (64 rows, 1 thread), one decode
-forward is ~7.5 ms of which the linear layers are ~2.4 ms.
+bytes over a completion). `benchmarks/bench_decode.py` times both paths (docs/performance.md).
 
 `LeanDecoder` runs the same modules of the same model (so a folded or live adapter, norms
-and rotary embedding are the model's own) in the order `Qwen3DecoderLayer.forward` runs them,
-keeps each prompt's keys/values once (as the prefill left them) and each row's new
-keys/values in preallocated (N, H_kv, T, d) buffers. Attention (`attend`) is softmax(q k^T * scale + padding bias) v over the filled
-prefix: the same math as transformers' attention for one query token, up to float rounding. Anything the
-step does not reproduce (other architectures, sliding-window layers) is refused by
+and rotary embedding are the model's own) in the order `Qwen3DecoderLayer.forward` runs
+them, keeps each prompt's keys/values once (as the prefill left them) and each row's new
+keys/values in preallocated (N, H_kv, T, d) buffers. Attention (`attend`) is
+softmax(q k^T * scale + padding bias) v over the filled prefix: the same math as
+transformers' attention for one query token, up to float rounding. Anything the step does
+not reproduce (other architectures, sliding-window layers, training mode) is refused by
 `lean_unsupported`, and callers use the plain transformers forward instead.
 """
 
