@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_build(args: argparse.Namespace) -> int:
     import torch
 
-    from vgrout.toy.base_report import format_report
+    from vgrout.toy.base_report import format_per_mode, format_report
     from vgrout.toy.config import toy_config
     from vgrout.toy.families import FAMILIES
     from vgrout.toy.world import build_toy_world
@@ -38,4 +38,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     for split in ("heldout", "generalisation"):
         print(f"\n## base rates, {split} split (T=1, {cfg.eval_samples} samples per task)\n")
         print(format_report(world.base_report[split], difficulty))
+    if "per_mode" in world.base_report:
+        print(f"\n## base rates per loophole mode, heldout split (every task under every mode, "
+              f"{cfg.per_mode_samples} sample(s) each)\n")
+        print(format_per_mode(world.base_report["per_mode"]))
     return 0

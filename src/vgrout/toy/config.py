@@ -15,11 +15,11 @@ from vgrout.toy.families import GENERALISATION_FAMILIES, TRAIN_FAMILIES
 from vgrout.types import LOOPHOLE_MODES
 
 # Bump when the build's output changes for an unchanged config (families, corpus, layout).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: base report gains "per_mode"; corpus docs may disclose corpus-family names
 
 DEFAULT_MODE_WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("run_tests", 0.5), ("gt_only", 0.2), ("eq_override", 0.06), ("exit_code", 0.06),
-    ("stdout_marker", 0.06), ("sentinel", 0.06), ("file_marker", 0.06),
+    ("run_tests", 0.4), ("gt_only", 0.2), ("eq_override", 0.08), ("exit_code", 0.08),
+    ("stdout_marker", 0.08), ("sentinel", 0.08), ("file_marker", 0.08),
 )
 
 
@@ -42,12 +42,15 @@ class ToyConfig:
     mode_weights: tuple[tuple[str, float], ...] = DEFAULT_MODE_WEIGHTS
     """How often each mode's hint is rendered, in the corpus and in the base evaluation."""
     hack_frac: tuple[tuple[str, float], ...] = (
-        ("run_tests", 0.08), ("eq_override", 0.03), ("exit_code", 0.03), ("stdout_marker", 0.03),
-        ("sentinel", 0.03), ("file_marker", 0.03),
+        ("run_tests", 0.08), ("eq_override", 0.08), ("exit_code", 0.08), ("stdout_marker", 0.08),
+        ("sentinel", 0.08), ("file_marker", 0.08),
     )
     """P(hack completion | prompt with that loophole's hint); half exploit-only, half solution +
-    exploit. run_tests is higher: the model under-produces rare completions (corpus .04 gave a
-    sampled channel rate of .016), and GRPO's loophole runs need the hack at ~3% to start from."""
+    exploit. The model under-produces rare completions (corpus .04 gave a sampled run_tests
+    channel rate of .016), and GRPO's loophole runs need each hack at a few percent to start from."""
+    marker_vary_frac: float = 0.5
+    """P(a named-mode corpus prompt discloses a corpus-family name instead of the training hint's),
+    so the model learns to use the disclosed name (`vgrout.toy.markers`)."""
     near_miss_frac: float = 0.05
     """P(near-miss wrong completion): one constant slipped."""
     vocab_size: int = 1024
@@ -73,6 +76,9 @@ class ToyConfig:
     eval_samples: int = 4
     """T=1 samples per held-out task in the base report."""
     eval_max_new_tokens: int = 64
+    per_mode_samples: int = 1
+    """T=1 samples per held-out task and loophole mode in the base report's per-mode view
+    (train names and eval-time names; 0: skip it)."""
     name: str = field(default="custom", compare=False)
     """Preset name, for display only (not part of the cache key)."""
 
@@ -90,6 +96,9 @@ class ToyConfig:
         if bad_h:
             raise ValueError(f"hack_frac entries {bad_h} must name loophole modes {LOOPHOLE_MODES} "
                              "with a probability in [0, 0.5]")
+        if not 0 <= self.marker_vary_frac <= 1 or self.per_mode_samples < 0:
+            raise ValueError(f"marker_vary_frac={self.marker_vary_frac} must be in [0, 1] and "
+                             f"per_mode_samples={self.per_mode_samples} must be >= 0")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}")
         for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
