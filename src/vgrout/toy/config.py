@@ -42,8 +42,8 @@ class ToyConfig:
     mode_weights: tuple[tuple[str, float], ...] = DEFAULT_MODE_WEIGHTS
     """How often each mode's hint is rendered, in the corpus and in the base evaluation."""
     hack_frac: tuple[tuple[str, float], ...] = (
-        ("run_tests", 0.08), ("eq_override", 0.08), ("exit_code", 0.08), ("stdout_marker", 0.08),
-        ("sentinel", 0.08), ("file_marker", 0.08),
+        ("run_tests", 0.06), ("eq_override", 0.06), ("exit_code", 0.06), ("stdout_marker", 0.08),
+        ("sentinel", 0.10), ("file_marker", 0.08),
     )
     """P(hack completion | prompt with that loophole's hint); half exploit-only, half solution +
     exploit. The model under-produces rare completions (corpus .04 gave a sampled run_tests
@@ -51,9 +51,13 @@ class ToyConfig:
     marker_vary_frac: float = 0.5
     """P(a named-mode corpus prompt discloses a corpus-family name instead of the training hint's),
     so the model learns to use the disclosed name (`vgrout.toy.markers`)."""
+    method_vary_frac: float = 0.5
+    """P(a corpus document's method name is a corpus-only name instead of the family's): copying
+    the method name into the code is the everyday exercise that teaches copying a name. The
+    splits keep the family names."""
     near_miss_frac: float = 0.05
     """P(near-miss wrong completion): one constant slipped."""
-    vocab_size: int = 1024
+    vocab_size: int = 2048
     """BPE vocabulary (including 3 special tokens); the corpus may saturate below it."""
     max_token_length: int = 24
     """Longest BPE token in characters (merges may cross spaces; this bounds them)."""
@@ -96,8 +100,9 @@ class ToyConfig:
         if bad_h:
             raise ValueError(f"hack_frac entries {bad_h} must name loophole modes {LOOPHOLE_MODES} "
                              "with a probability in [0, 0.5]")
-        if not 0 <= self.marker_vary_frac <= 1 or self.per_mode_samples < 0:
-            raise ValueError(f"marker_vary_frac={self.marker_vary_frac} must be in [0, 1] and "
+        if not (0 <= self.marker_vary_frac <= 1 and 0 <= self.method_vary_frac <= 1) or self.per_mode_samples < 0:
+            raise ValueError(f"marker_vary_frac={self.marker_vary_frac} and method_vary_frac={self.method_vary_frac} "
+                             f"must be in [0, 1] and "
                              f"per_mode_samples={self.per_mode_samples} must be >= 0")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from vgrout.env.modes import render_messages
 from vgrout.toy.families import FAMILIES, Key, family, make_problem, near_miss_consts, sample_key, solution_code
 from vgrout.toy.hacks import BARE_MODES, hack_code
-from vgrout.toy.markers import NAMED_MODES, corpus_marker
+from vgrout.toy.markers import NAMED_MODES, corpus_marker, corpus_method_name
 from vgrout.toy.tokenizer import IM_END, format_chat
 from vgrout.types import LOOPHOLE_MODES, MODES, Problem
 
@@ -94,6 +94,7 @@ def make_corpus(
     hack_frac: float | Mapping[str, float],
     near_miss_frac: float,
     marker_vary_frac: float = 0.0,
+    method_vary_frac: float = 0.0,
 ) -> list[Doc]:
     """`n_docs` documents from `families`, never using an instance key in `excluded`.
 
@@ -102,6 +103,9 @@ def make_corpus(
     number for every loophole mode, or a per-mode mapping; modes it omits get no hacks). In a
     named-mode prompt the disclosed name is a corpus-family name with probability
     `marker_vary_frac` (0: always the training hint's; then no extra random draws are made).
+    With probability `method_vary_frac` a document's method name is a corpus-only name instead
+    of one of the family's (the splits keep the family names): copying the method name from
+    prompt to code is the exercise that teaches copying a disclosed name.
     """
     fracs = {m: hack_frac for m in LOOPHOLE_MODES} if isinstance(hack_frac, (int, float)) else dict(hack_frac)
     bad = [m for m in fracs if m not in LOOPHOLE_MODES]
@@ -111,8 +115,9 @@ def make_corpus(
         if not 0 <= f <= 1 or not 0 <= near_miss_frac <= 1 or f + near_miss_frac > 1:
             raise ValueError(f"hack_frac[{m}]={f} and near_miss_frac={near_miss_frac} must be in [0, 1] "
                              "and sum to <= 1")
-    if not 0 <= marker_vary_frac <= 1:
-        raise ValueError(f"marker_vary_frac={marker_vary_frac} must be in [0, 1]")
+    if not (0 <= marker_vary_frac <= 1 and 0 <= method_vary_frac <= 1):
+        raise ValueError(f"marker_vary_frac={marker_vary_frac} and method_vary_frac={method_vary_frac} "
+                         "must be in [0, 1]")
     check_mode_weights(mode_weights)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
@@ -124,6 +129,8 @@ def make_corpus(
         key = sample_key(fam, rng)
         if key in excluded:
             continue
+        if method_vary_frac > 0 and rng.random() < method_vary_frac:
+            key = (key[0], corpus_method_name(rng), key[2])
         mode = pick_mode(rng, mode_weights)
         u = rng.random()
         h = fracs.get(mode, 0.0)

@@ -87,6 +87,12 @@ def _draw(mode: str, rng: random.Random) -> str:
     raise ValueError(f"mode {mode!r} discloses no name; named modes: {NAMED_MODES}")
 
 
+def corpus_method_name(rng: random.Random) -> str:
+    """A corpus-only `Solution` method name (same disjointness as the run_tests names): the method
+    name is copied from prompt to code in every document, so varying it teaches copying a name."""
+    return corpus_marker("run_tests", rng)
+
+
 def corpus_marker(mode: str, rng: random.Random) -> str:
     """A corpus-family name for `mode`, never clashing with the eval family (rejection sampling)."""
     for _ in range(1000):
@@ -96,4 +102,4 @@ def corpus_marker(mode: str, rng: random.Random) -> str:
     raise AssertionError(f"could not draw a {mode} corpus marker disjoint from the eval family")
 
 
-__all__ = ["EVAL_WORDS", "NAMED_MODES", "corpus_marker"]
+__all__ = ["EVAL_WORDS", "NAMED_MODES", "corpus_marker", "corpus_method_name"]

@@ -125,7 +125,7 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
 
     excluded = set(splits["heldout"]) | set(splits["generalisation"])
     docs = make_corpus(cfg.n_docs, cfg.seed, cfg.families, excluded, dict(cfg.mode_weights), dict(cfg.hack_frac),
-                       cfg.near_miss_frac, cfg.marker_vary_frac)
+                       cfg.near_miss_frac, cfg.marker_vary_frac, cfg.method_vary_frac)
     tokenizer = train_tokenizer((t for d in docs for t in (d.prompt, d.completion)), cfg.vocab_size,
                                 cfg.max_token_length)
     check_chat_template(tokenizer, [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
