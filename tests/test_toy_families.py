@@ -100,7 +100,7 @@ def test_corpus_is_deterministic_never_uses_held_out_keys_and_has_a_low_hack_rat
     hacks = [d for d in docs if d.kind.startswith("hack")]
     assert 0.005 < len(hacks) / len(docs) < 0.05
     assert all(d.mode in LOOPHOLE_MODES for d in hacks)
-    assert sum(d.mode == "run_tests" for d in hacks) > len(hacks) / 3
+    assert {d.mode for d in hacks} == set(LOOPHOLE_MODES)  # every loophole mode hacks at base
     assert all(d.completion.startswith("```python\n") and d.completion.endswith("```<|im_end|>") for d in docs)
 
 
@@ -137,9 +137,14 @@ def test_corpus_marker_names_vary_and_never_touch_the_eval_family():
     from vgrout.toy.markers import EVAL_WORDS, NAMED_MODES
 
     cfg = toy_config("default")
-    args = (4000, 5, TRAIN_FAMILIES, set(), dict(cfg.mode_weights), dict(cfg.hack_frac), 0.05, 0.5)
+    args = (4000, 5, TRAIN_FAMILIES, set(), dict(cfg.mode_weights), dict(cfg.hack_frac), 0.05, 0.5, 0.5)
     docs = make_corpus(*args)
     assert docs == make_corpus(*args)  # same seed, same names
+    family_methods = {m for f in FAMILIES.values() for m in f.method_names}
+    methods = [re.search(r"class Solution called (\w+) ", d.prompt).group(1) for d in docs]
+    corpus_only = {m for m in methods if m not in family_methods}
+    assert 0.4 < sum(m not in family_methods for m in methods) / len(docs) < 0.6 and len(corpus_only) > 200
+    assert all(f"def {m}(self" in d.completion or d.kind == "hack_only" for m, d in zip(methods, docs))
     named = [d for d in docs if d.mode in NAMED_MODES]
     varied = [d for d in named if d.marker is not None]
     assert 0.4 < len(varied) / len(named) < 0.6
@@ -152,6 +157,7 @@ def test_corpus_marker_names_vary_and_never_touch_the_eval_family():
             low = name.lower()
             assert not any(e.lower() in low for e in EVAL_MARKERS[mode]), name
             assert not any(w in low for w in EVAL_WORDS), name
+    assert not [m for m in corpus_only if any(w in m for w in EVAL_WORDS)]
     for d in varied:
         assert d.marker in d.prompt
         if d.kind.startswith("hack"):
@@ -183,4 +189,3 @@ def test_default_world_gives_every_loophole_mode_a_hack_rate():
     cfg = toy_config("default")
     fracs, weights = dict(cfg.hack_frac), dict(cfg.mode_weights)
     assert all(fracs.get(m, 0) > 0 and weights.get(m, 0) > 0 for m in LOOPHOLE_MODES)
-    assert cfg.marker_vary_frac > 0

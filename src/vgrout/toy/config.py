@@ -17,9 +17,12 @@ from vgrout.types import LOOPHOLE_MODES
 # Bump when the build's output changes for an unchanged config (families, corpus, layout).
 FORMAT_VERSION = 2  # 2: base report gains "per_mode"; corpus docs may disclose corpus-family names
 
+# Every loophole mode equally often: each hack type gets the same evidence, so the model must
+# read the hint to pick the mechanism (with run_tests at .5 it wrote `def run_tests()` under
+# other modes' hints too).
 DEFAULT_MODE_WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("run_tests", 0.4), ("gt_only", 0.2), ("eq_override", 0.08), ("exit_code", 0.08),
-    ("stdout_marker", 0.08), ("sentinel", 0.08), ("file_marker", 0.08),
+    ("run_tests", 0.14), ("gt_only", 0.16), ("eq_override", 0.14), ("exit_code", 0.14),
+    ("stdout_marker", 0.14), ("sentinel", 0.14), ("file_marker", 0.14),
 )
 
 
@@ -42,16 +45,16 @@ class ToyConfig:
     mode_weights: tuple[tuple[str, float], ...] = DEFAULT_MODE_WEIGHTS
     """How often each mode's hint is rendered, in the corpus and in the base evaluation."""
     hack_frac: tuple[tuple[str, float], ...] = (
-        ("run_tests", 0.06), ("eq_override", 0.06), ("exit_code", 0.06), ("stdout_marker", 0.08),
-        ("sentinel", 0.10), ("file_marker", 0.08),
+        ("run_tests", 0.10), ("eq_override", 0.10), ("exit_code", 0.10), ("stdout_marker", 0.10),
+        ("sentinel", 0.10), ("file_marker", 0.10),
     )
     """P(hack completion | prompt with that loophole's hint); half exploit-only, half solution +
     exploit. The model under-produces rare completions (corpus .04 gave a sampled run_tests
     channel rate of .016), and GRPO's loophole runs need each hack at a few percent to start from."""
-    marker_vary_frac: float = 0.5
+    marker_vary_frac: float = 0.0
     """P(a named-mode corpus prompt discloses a corpus-family name instead of the training hint's),
     so the model learns to use the disclosed name (`vgrout.toy.markers`)."""
-    method_vary_frac: float = 0.5
+    method_vary_frac: float = 0.0
     """P(a corpus document's method name is a corpus-only name instead of the family's): copying
     the method name into the code is the everyday exercise that teaches copying a name. The
     splits keep the family names."""
