@@ -117,3 +117,16 @@ def test_cli_builds_and_prints_the_family_table(tiny, capsys):
     out = capsys.readouterr().out
     assert "| family |" in out and "add_two" in out and "generalisation" in out
     assert "eval names" in out and "| sentinel |" in out
+
+
+def test_build_overrides_are_typed_and_change_the_key():
+    from vgrout.toy.cli import with_overrides
+
+    cfg = toy_config("tiny")
+    new = with_overrides(cfg, ["marker_vary_frac=0.5", "steps=3", "hack_frac=run_tests:0.2,sentinel:0.1"])
+    assert (new.marker_vary_frac, new.steps, new.hack_frac) == (0.5, 3, (("run_tests", 0.2), ("sentinel", 0.1)))
+    assert new.key() != cfg.key() and with_overrides(cfg, []) is cfg
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        with_overrides(cfg, ["nope=1"])
+    with pytest.raises(SystemExit, match="cannot parse"):
+        with_overrides(cfg, ["steps=many"])
