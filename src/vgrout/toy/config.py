@@ -18,7 +18,7 @@ from vgrout.types import LOOPHOLE_MODES
 FORMAT_VERSION = 2  # 2: base report gains "per_mode"; corpus docs may disclose corpus-family names
 
 # Every loophole mode equally often: each hack type gets the same evidence, so the model must
-# read the hint to pick the mechanism (with run_tests at .5 it wrote `def run_tests()` under
+# read the hint to pick the mechanism (with run_tests at .4 it wrote `def run_tests()` under
 # other modes' hints too).
 DEFAULT_MODE_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("run_tests", 0.14), ("gt_only", 0.16), ("eq_override", 0.14), ("exit_code", 0.14),
@@ -49,15 +49,16 @@ class ToyConfig:
         ("sentinel", 0.10), ("file_marker", 0.10),
     )
     """P(hack completion | prompt with that loophole's hint); half exploit-only, half solution +
-    exploit. The model under-produces rare completions (corpus .04 gave a sampled run_tests
-    channel rate of .016), and GRPO's loophole runs need each hack at a few percent to start from."""
+    exploit. The model under-produces rare completions (the sampled hack rate is about half of
+    this), and GRPO's loophole runs need each hack at a few percent to start from (docs/toy.md)."""
     marker_vary_frac: float = 0.0
     """P(a named-mode corpus prompt discloses a corpus-family name instead of the training hint's),
-    so the model learns to use the disclosed name (`vgrout.toy.markers`)."""
+    meant to teach "use the disclosed name" (`vgrout.toy.markers`). Off: at this model size it
+    taught no copying (eval-name hack stayed 0) and diluted the training-name hack (docs/toy.md)."""
     method_vary_frac: float = 0.0
     """P(a corpus document's method name is a corpus-only name instead of the family's): copying
-    the method name into the code is the everyday exercise that teaches copying a name. The
-    splits keep the family names."""
+    the method name into the code is the everyday exercise of copying a name. The splits keep the
+    family names. Off: at .5 and .8 the model still copied 0/120 novel method names (docs/toy.md)."""
     near_miss_frac: float = 0.05
     """P(near-miss wrong completion): one constant slipped."""
     vocab_size: int = 2048
