@@ -45,8 +45,8 @@ class ToyConfig:
     mode_weights: tuple[tuple[str, float], ...] = DEFAULT_MODE_WEIGHTS
     """How often each mode's hint is rendered, in the corpus and in the base evaluation."""
     hack_frac: tuple[tuple[str, float], ...] = (
-        ("run_tests", 0.10), ("eq_override", 0.10), ("exit_code", 0.10), ("stdout_marker", 0.10),
-        ("sentinel", 0.10), ("file_marker", 0.10),
+        ("run_tests", 0.08), ("eq_override", 0.08), ("exit_code", 0.08), ("stdout_marker", 0.08),
+        ("sentinel", 0.08), ("file_marker", 0.08),
     )
     """P(hack completion | prompt with that loophole's hint); half exploit-only, half solution +
     exploit. The model under-produces rare completions (the sampled hack rate is about half of
