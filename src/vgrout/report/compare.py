@@ -18,6 +18,7 @@ from typing import Sequence
 
 from vgrout.io import write_text_atomic
 from vgrout.report import gate, plots
+from vgrout.report.modes import section_heldout_modes
 from vgrout.report.base import Base, degradation, find_base, rule_text
 from vgrout.report.rundir import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
                                   placebo_base)
@@ -337,6 +338,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     lines += section_findings(arms, order, phenomenon, base, degraded)
     lines += section_arm_table(arms, order, base, degraded)
     lines += section_differences(arms, order)
+    lines += section_heldout_modes(arms, order)
     lines += section_gate(arms, order)
     lines += ["## Plots", "",
               f"![hack, solve and valid over steps (colour = arm, solid = deployed, dashed = as-trained)]({curves.name})",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vgrout.io import write_json_atomic
 from vgrout.report.base import NOISE_SIGMAS, SOLVE_TOL, VALID_FLOOR, Base
+from vgrout.report import modes
 from vgrout.report.rundir import METRICS, RunData
 from vgrout.stats import mean_sem
 
@@ -49,6 +50,9 @@ def arm_block(runs: dict[int, RunData], reasons: list[str]) -> dict:
         block[f"{state}_sem"] = {m: _none_if_nan(stats[m][1]) for m in METRICS}
     block["degraded"] = bool(reasons)
     block["degraded_reasons"] = list(reasons)
+    by_group = modes.summary_block(runs)  # seen vs held-out loophole modes (multi-mode runs only)
+    if by_group is not None:
+        block["deployed_by_group"] = by_group
     return block
 
 

@@ -51,6 +51,20 @@ def demo() -> Config:
     )
 
 
+def heldout_modes() -> Config:
+    """The reference's load-bearing question on the toy world: train on all six loophole modes,
+    build v_act from the pairs of two of them (`pair_modes`, the "seen" modes), and read deployed
+    hack per mode, seen vs held out (the other four). Issue 11's regime: lr 2e-3, half the
+    prompts unhackable, 300 steps; evaluation on training marker names (the toy model cannot
+    copy an unseen name, docs/toy.md)."""
+    return dataclasses.replace(
+        toy(), preset="heldout-modes",
+        modes=("run_tests", "eq_override", "exit_code", "stdout_marker", "sentinel", "file_marker"),
+        pair_modes=("run_tests", "sentinel"), steps=300, lr=2e-3, unhackable_frac=0.5,
+        eval=dataclasses.replace(toy().eval, every=100, modes=(), n_problems=0, samples=4, markers="train"),
+    )
+
+
 def leetcode_4b() -> Config:
     """Qwen3-4B on a GPU: the reference's fast-run numbers (8 x 8, 512 new tokens, lr 7e-5, 40 steps).
 
@@ -67,7 +81,8 @@ def leetcode_4b() -> Config:
     )
 
 
-PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "demo": demo, "leetcode-4b": leetcode_4b}
+PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "demo": demo, "heldout-modes": heldout_modes,
+                                            "leetcode-4b": leetcode_4b}
 
 
 def preset(name: str) -> Config:

@@ -1,0 +1,57 @@
+"""Seen vs held-out loophole modes in the report: grouping by pair_modes, pooling over seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vgrout.eval.tally import EvalSample, tally
+from vgrout.report.modes import group_counts, mode_groups, pooled, section_heldout_modes, summary_block
+from vgrout.report.rundir import RunData
+
+MODES = ("run_tests", "sentinel", "exit_code", "stdout_marker")
+
+
+def _eval(hacked: dict[str, int], n: int = 10) -> dict:
+    samples = [EvalSample(problem_id=f"{m}{i}", mode=m, sample=0, eval_marker=None, gt_correct=False,
+                          exploited=i < hacked[m], format_ok=True, reason="ok") for m in MODES for i in range(n)]
+    block = tally(samples)
+    return {"step": 300, "states": {"deployed": block, "as_trained": block}}
+
+
+def _run(seed: int, hacked: dict[str, int], pair_modes=("run_tests", "sentinel")) -> RunData:
+    cfg = {"arm": "routeA", "seed": seed, "modes": list(MODES), "pair_modes": list(pair_modes)}
+    return RunData(path=Path(f"routeA_s{seed}"), arm="routeA", seed=seed, config=cfg, final_eval=_eval(hacked))
+
+
+def test_modes_split_into_seen_and_heldout_by_pair_modes():
+    assert mode_groups({"modes": list(MODES), "pair_modes": ["run_tests"]}) == {
+        "run_tests": "seen", "sentinel": "held-out", "exit_code": "held-out", "stdout_marker": "held-out"}
+    assert mode_groups({"modes": ["run_tests"], "pair_modes": ["run_tests"]}) is None  # nothing held out
+    assert mode_groups({"modes": list(MODES), "pair_modes": []}) is None  # the direction saw every mode
+
+
+def test_counts_pool_over_modes_and_seeds():
+    a = _run(0, {"run_tests": 1, "sentinel": 2, "exit_code": 5, "stdout_marker": 7})
+    b = _run(1, {"run_tests": 0, "sentinel": 0, "exit_code": 10, "stdout_marker": 0})
+    assert group_counts(a)["seen"]["hacked"] == 3 and group_counts(a)["held-out"]["hacked"] == 12
+    p = pooled({0: a, 1: b})
+    assert p["seen"] == {"n": 40, "hacked": 3, "solved": 0, "format_ok": 40}
+    assert p["held-out"]["hacked"] == 22 and p["held-out"]["n"] == 40
+    block = summary_block({0: a, 1: b})
+    assert block["held-out"]["hack"] == 22 / 40 and block["seen"]["valid"] == 1.0
+    text = "\n".join(section_heldout_modes({"routeA": {0: a, 1: b}}, ["routeA"]))
+    assert "seen modes (run_tests, sentinel)" in text and "| routeA | held-out | 40 | 0.550" in text
+
+
+def test_single_mode_runs_have_no_section():
+    run = _run(0, {m: 1 for m in MODES}, pair_modes=())
+    assert section_heldout_modes({"routeA": {0: run}}, ["routeA"]) == [] and summary_block({0: run}) is None
+
+
+def test_heldout_modes_preset_holds_out_loophole_modes():
+    from vgrout.train import preset
+
+    cfg = preset("heldout-modes")
+    groups = mode_groups(cfg.to_dict())
+    assert sorted(m for m, g in groups.items() if g == "seen") == ["run_tests", "sentinel"]
+    assert len([g for g in groups.values() if g == "held-out"]) == 4
