@@ -127,7 +127,7 @@ def test_overlap_check_names_ids_and_what_to_pass():
     with pytest.raises(ValueError) as err:
         check_disjoint([a, b], [b, c], "leetcode", "leetcode-test")
     msg = str(err.value)
-    assert "share 1 id(s): 12." in msg and "problems=leetcode-train" in msg and "eval_problems=leetcode-test" in msg
+    assert "share 1 id(s): 12." in msg and "problems=leetcode-train" in msg and "eval.problems=leetcode-test" in msg
 
 
 def test_medhard_statement_is_unwrapped_so_the_hint_appears_once(tmp_path):

@@ -44,7 +44,7 @@ def world(tmp_path_factory):
     from vgrout.pairs import load_pairs
     from vgrout.rollout import left_pad, per_token_logps, render_prompt_text
     from vgrout.rollout.tokens import encode_text
-    from vgrout.train.model import load_model
+    from vgrout.models import load_model
     from vgrout.train.teacher import TeacherRow, write_teacher_pool
 
     root = tmp_path_factory.mktemp("real_path")
