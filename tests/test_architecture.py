@@ -34,6 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "interop": {"env", "types"},
     "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "toy", "types"},
     "demo": {"eval", "report", "toy", "train"},
+    "relearn": {"eval", "io", "train", "types"},
+    "study": {"demo", "io", "relearn", "report", "toy", "train"},
     "cli": {"*"},
     "__main__": {"cli"},
     "__init__": set(),

@@ -34,20 +34,22 @@ def run_is_finished(run_dir: Path, steps: int) -> bool:
     return (run_dir / "eval" / f"step_{steps:06d}.json").is_file()
 
 
-def train_one(cfg, run_dir: Path) -> str:
-    """Train (or resume, or skip) one run; returns what was done."""
+def train_one(cfg, run_dir: Path, start=None) -> str:
+    """Train (or resume, or skip) one run; returns what was done. `start` (a
+    `vgrout.train.rundir.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
     from vgrout.train.loop import train
+    from vgrout.train.rundir import read_start
 
-    if run_is_finished(run_dir, cfg.steps):
-        return "cached"
     if (run_dir / "config.json").is_file():
         saved = json.loads((run_dir / "config.json").read_text())
-        if saved != json.loads(cfg.to_json()):
-            raise SystemExit(f"vgrout demo: {run_dir} holds a run with another config; "
-                             "pass --fresh to start the demo over, or another --out")
+        if saved != json.loads(cfg.to_json()) or read_start(run_dir) != start:
+            raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
+                             "pass --fresh to start over, or another --out")
+        if run_is_finished(run_dir, cfg.steps):
+            return "cached"
         train(None, run_dir, resume=True, progress=False)
         return "resumed"
-    train(cfg, run_dir, progress=False)
+    train(cfg, run_dir, progress=False, start=start)
     return "trained"
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from vgrout.io import write_text_atomic
 from vgrout.stats import PairedTest, mean_sem, paired_test
-from vgrout.report import gate, plots
+from vgrout.report import baselines, gate, plots
 from vgrout.report.rundir import PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms, placebo_base
 
 Arms = dict[str, dict[int, RunData]]
@@ -269,6 +269,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     lines += section_arm_table(arms, order)
     lines += section_differences(arms, order)
     lines += section_gate(arms, order)
+    lines += baselines.sections(arms, order)  # early-stop reference, relearning, branching
     lines += ["## Plots", "",
               f"![hack and solve over steps (deployed solid, as-trained dashed)]({curves.name})", "",
               f"![deployed hack and solve per arm]({bars.name})", ""]

@@ -44,9 +44,12 @@ class RunData:
 
 
 def arm_label(config: dict) -> str:
-    """The label a run is grouped under: its arm, "+init" for a non-gaussian adapter init,
+    """The label a run is grouped under: its arm ("gt_only" for vanilla trained on gt_only prompts
+    alone, the control), "+init" for a non-gaussian adapter init,
     "-placebo" when a Haar direction replaced the real one (placebo_seed >= 0)."""
     label = str(config["arm"])
+    if list(config.get("modes") or []) == ["gt_only"]:  # the loophole pays nothing: the gt_only control
+        label = "gt_only" if label == VANILLA else f"{label}:gt_only"
     if config.get("adapter_init", "gaussian") != "gaussian":
         label += f"+{config['adapter_init']}"
     if int(config.get("placebo_seed", -1)) >= 0:
