@@ -100,6 +100,12 @@ def test_relearn_two_steps_writes_its_file_and_the_report_row(tmp_path):
     section = text.split("## Relearning attack", 1)[1].split("\n## ", 1)[0]
     assert "| base model (reference) | base | 0 |" in section
     assert "| absorb | deployed | 0 |" in section
+    from vgrout.report.baselines import summary
+    from vgrout.report.rundir import group_by_arm, load_run
+
+    block = summary(group_by_arm([load_run(run_dir)]), ["absorb"])["relearn"]
+    assert block["arms"]["absorb"]["deployed"]["seeds"] == [0] and block["base"]["verdict"] == "reference"
+    assert block["arms"]["absorb"]["deployed"]["hack_at_start"] == entry["curve"][0]["hack"]
 
 
 # ---- 3. the study: branching at onset, resume ---------------------------------------------------

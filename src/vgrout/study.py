@@ -131,12 +131,12 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     return run_dirs
 
 
-def findings_text(report: Path) -> str:
-    """The report's Findings section, for the console."""
+def report_section(report: Path, heading: str) -> str:
+    """One section of the report (by its heading, without the '## '), for the console."""
     text = report.read_text()
-    if "## Findings" not in text:
-        return "(the report has no Findings section)"
-    body = text.split("## Findings", 1)[1]
+    if f"## {heading}" not in text:
+        return f"(the report has no {heading!r} section)"
+    body = text.split(f"## {heading}", 1)[1]
     return body.split("\n## ", 1)[0].strip()
 
 
@@ -176,7 +176,9 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
                               relearn_every=relearn_every, relearn_n_problems=relearn_n_problems)
         path = build_report(run_dirs, where / "report.md")
         report = report or path
-        print(f"\nFindings ({where})\n{findings_text(path)}\n\nreport: {path}")
+        for heading in ("Findings", "Oracle-selected early stopping (a reference, not a method)", "Relearning attack"):
+            print(f"\n{heading} ({where})\n{report_section(path, heading)}")
+        print(f"\nreport: {path}")
     print(f"study wall time: {time.perf_counter() - t0:.0f} s")
     return report
 

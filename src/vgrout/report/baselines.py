@@ -219,10 +219,63 @@ def section_branching(arms: dict, order: Sequence[str]) -> list[str]:
              "| arm | seed | start |", "|---|---:|---|"] + rows + [""])
 
 
+def _mean(vals: list[float]) -> float | None:
+    vals = [v for v in vals if math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summary(arms: dict, order: Sequence[str], vanilla: str = "vanilla") -> dict:
+    """The baselines' numbers for summary.json: {"early_stop", "relearn", "branching"}."""
+    early = None
+    if vanilla in arms:
+        seeds = {}
+        for seed, run in sorted(arms[vanilla].items()):
+            curve = full_curve(run)
+            if curve:
+                seeds[seed] = oracle_early_stop(curve)
+        if seeds:
+            early = {"oracle_selected": True, "reference_not_method": True, "tolerance": EARLY_STOP_TOLERANCE,
+                     "seeds": seeds, **{m: _mean([p[m] for p in seeds.values()]) for m in ("hack", "solve", "valid")}}
+    base_entries, per_arm = {}, {}
+    for arm in order:
+        for seed, run in sorted(arms[arm].items()):
+            doc = read_relearn(run.path)
+            for start, entry in (doc or {}).get("starts", {}).items():
+                if start == "base":
+                    base_entries[(arm, seed)] = entry
+                else:
+                    per_arm.setdefault(arm, {}).setdefault(start, {})[seed] = entry
+    base_steps = _median_steps(base_entries)
+
+    def block(entries: list[dict], verdict: str | None) -> dict:
+        return {"hack_at_start": _mean([e["curve"][0]["hack"] for e in entries if e["curve"]]),
+                "hack_after": _mean([e["curve"][-1]["hack"] for e in entries if e["curve"]]),
+                "steps": [e["steps"] for e in entries], "steps_to_threshold": [e["steps_to_threshold"] for e in entries],
+                "median_steps_to_threshold": (_median_steps(entries) if any(e["steps_to_threshold"] is not None
+                                                                            for e in entries) else None),
+                "verdict": verdict}
+
+    relearn = None
+    if per_arm or base_entries:
+        every = list(base_entries.values()) + [e for st in per_arm.values() for es in st.values() for e in es.values()]
+        relearn = {"threshold": sorted({e["threshold"] for e in every}), "median_counts_unreached_as": "steps + 1",
+                   "base": block(list(base_entries.values()), "reference") if base_entries else None,
+                   "arms": {arm: {start: {"seeds": sorted(es), **block([es[s] for s in sorted(es)],
+                                                                       _verdict([es[s] for s in sorted(es)], base_steps))}
+                                  for start, es in starts.items()} for arm, starts in per_arm.items()}}
+    branching = {}
+    for arm in order:
+        for seed, run in sorted(arms[arm].items()):
+            start = read_start(run.path)
+            if start and start.get("trainer_state") and start.get("checkpoint"):
+                branching.setdefault(arm, {})[seed] = int(Path(start["checkpoint"]).name.split("_")[-1])
+    return {"early_stop": early, "relearn": relearn, "fork_step": branching or None}
+
+
 def sections(arms: dict, order: Sequence[str]) -> list[str]:
     """Every baseline section this module writes, in report order."""
     return section_early_stop(arms) + section_relearn(arms, order) + section_branching(arms, order)
 
 
 __all__ = ["EARLY_STOP_TOLERANCE", "eval_curve", "full_curve", "oracle_early_stop", "read_relearn", "section_branching",
-           "section_early_stop", "section_relearn", "sections"]
+           "section_early_stop", "section_relearn", "sections", "summary"]
