@@ -163,3 +163,28 @@ def test_early_stop_picks_lowest_hack_within_tolerance_of_best_solve():
     with pytest.raises(ValueError, match="at least one"):
         oracle_early_stop([])
     assert "No vanilla run" in "\n".join(section_early_stop({}))
+
+
+def test_a_vanilla_branch_is_the_uninterrupted_vanilla_run(tmp_path):
+    """Fork exactness with rewards that vary (the rule grader): prefix to step 1, then branch.
+    A branch killed before its start checkpoint resumes from start.json, not from the init."""
+    from _rules import RuleGrader
+
+    from vgrout.train.rundir import StartFrom, write_run_dir
+
+    cfg = preset("smoke").with_overrides({"steps": "3", "max_new_tokens": "12"})
+    full = _train(cfg, tmp_path / "full", grader_factory=RuleGrader)
+    _train(cfg.with_overrides({"checkpoint_every": "1"}), tmp_path / "prefix", grader_factory=RuleGrader, stop_after=1)
+    start = StartFrom((tmp_path / "prefix" / "checkpoints" / "step_000001").resolve())
+    branch = _train(cfg, tmp_path / "branch", grader_factory=RuleGrader, start=start)
+    a, b = full.adapter.state_dict(), branch.adapter.state_dict()
+    assert any(not torch.equal(v, a[k.replace(".A", ".A0")]) for k, v in a.items() if k.endswith(".A"))  # it trained
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    routed = _train(cfg.with_overrides({"arm": "routeA"}), tmp_path / "routeA", grader_factory=RuleGrader, start=start)
+    assert routed.direction_info["step"] == 1  # the direction is read from the forked weights
+    assert not all(torch.equal(a[k], v) for k, v in routed.adapter.state_dict().items())
+    # killed after write_run_dir, before the start checkpoint: the resume applies start.json
+    write_run_dir(cfg, tmp_path / "killed", start)
+    resumed = _train(None, tmp_path / "killed", resume=True, grader_factory=RuleGrader)
+    r = resumed.adapter.state_dict()
+    assert all(torch.equal(a[k], r[k]) for k in a)
