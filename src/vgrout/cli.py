@@ -17,6 +17,8 @@ _COMMAND_MODULES = (
     "vgrout.train.cli",     # vgrout train
     "vgrout.eval.cli",      # vgrout eval
     "vgrout.relearn",       # vgrout eval --relearn-steps (needs the trainer, which eval/ must not import)
+    "vgrout.eval.samples",  # vgrout samples
+    "vgrout.export_cli",    # vgrout export
     "vgrout.report.cli",    # vgrout compare / vgrout diagnostics
     "vgrout.toy.cli",       # vgrout toy build
     "vgrout.env.cli",       # vgrout grade

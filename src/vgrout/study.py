@@ -3,6 +3,7 @@
     toy world (cached) -> [--fork-at S: one vanilla prefix per seed, trained to step S]
     -> every (arm, seed): trained from scratch, or branched from its seed's prefix
     -> relearning attack on every run (deployed start) and on vanilla (base start)
+    -> the base model evaluated once (STUDY/base_eval.json, `vgrout.demo.evaluate_base`)
     -> STUDY/report.md + summary.json (vgrout.report.compare, with the oracle early-stop
        reference, the relearning rows and the branching table) -> findings on stdout
 
@@ -146,6 +147,7 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     """The study: every (arm, seed), the baselines, the report; returns the report path."""
     import shutil
 
+    from vgrout.demo import evaluate_base
     from vgrout.report.compare import build_report
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
@@ -172,9 +174,11 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
         pin_threads(threads)
         print(f"study {where}: {len(arms)} arms x {len(seeds)} seeds, {cfg.steps} steps each"
               + (f", branched at step {fork_at}" if fork_at else ""))
+        where.mkdir(parents=True, exist_ok=True)
+        base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / "base_eval.json")
         run_dirs = run_matrix(where, cfg, arms, seeds, fork_at=fork_at, relearn_steps=relearn_steps,
                               relearn_every=relearn_every, relearn_n_problems=relearn_n_problems)
-        path = build_report(run_dirs, where / "report.md")
+        path = build_report(run_dirs, where / "report.md", base_file=base_eval)
         report = report or path
         for heading in ("Findings", "Oracle-selected early stopping (a reference, not a method)", "Relearning attack"):
             print(f"\n{heading} ({where})\n{report_section(path, heading)}")
