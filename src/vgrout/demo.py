@@ -63,14 +63,15 @@ def evaluate_base(cfg, path: Path) -> Path:
 
     from vgrout.env import Grader
     from vgrout.eval.results import read_eval, write_json_atomic
-    from vgrout.train.evalhook import HeldoutEval
     from vgrout.models import load_model
+    from vgrout.train.arms import arm_for
+    from vgrout.train.evalhook import HeldoutEval
 
     cfg = cfg.with_overrides({"arm": "vanilla", "placebo_seed": -1})  # no quarantine: one sampling pass
     key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
     if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
         return path
-    hook = HeldoutEval(cfg)
+    hook = HeldoutEval(cfg, arm_for("vanilla"))
     model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
     with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
         result = hook.evaluate(SimpleNamespace(model=model, tokenizer=tok, adapter=None), grader)
