@@ -1,4 +1,4 @@
-"""`vgrout study`: the full matrix (every arm x seeds), resumable, with the baselines, in one report.
+"""`vgrout study`: the study matrix (its arms, controls and baselines x seeds), resumable, in one report.
 
     toy world (cached) -> [--fork-at S: one vanilla prefix per seed, trained to step S]
     -> every (arm, seed): trained from scratch, or branched from its seed's prefix
@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("study", help="the full matrix: every arm x seeds, baselines, one report (resumable)",
+    p = subparsers.add_parser("study", help="the study matrix: the study arms (--arms) x seeds, baselines, one report (resumable)",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/study", help="where the runs, report.md and summary.json go")
     p.add_argument("--preset", default="demo", help="the Config preset every run starts from (default demo)")
