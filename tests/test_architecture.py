@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "toy", "types"},
     "demo": {"env", "eval", "models", "report", "toy", "train"},
     "export_cli": {"adapter", "eval", "io", "toy"},
+    "relearn": {"eval", "io", "train", "types"},
+    "study": {"demo", "io", "relearn", "report", "toy", "train"},
     "cli": {"*"},
     "__main__": {"cli"},
     "__init__": set(),

@@ -13,8 +13,10 @@ import sys
 # (module with a `register(subparsers)` function) in the order they appear in --help
 _COMMAND_MODULES = (
     "vgrout.demo",          # vgrout demo
+    "vgrout.study",         # vgrout study
     "vgrout.train.cli",     # vgrout train
     "vgrout.eval.cli",      # vgrout eval
+    "vgrout.relearn",       # vgrout eval --relearn-steps (needs the trainer, which eval/ must not import)
     "vgrout.eval.samples",  # vgrout samples
     "vgrout.export_cli",    # vgrout export
     "vgrout.report.cli",    # vgrout compare / vgrout diagnostics

@@ -36,20 +36,22 @@ def run_is_finished(run_dir: Path, steps: int) -> bool:
     return (run_dir / "eval" / f"step_{steps:06d}.json").is_file()
 
 
-def train_one(cfg, run_dir: Path) -> str:
-    """Train (or resume, or skip) one run; returns what was done."""
+def train_one(cfg, run_dir: Path, start=None) -> str:
+    """Train (or resume, or skip) one run; returns what was done. `start` (a
+    `vgrout.train.rundir.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
     from vgrout.train.loop import train
+    from vgrout.train.rundir import read_start
 
-    if run_is_finished(run_dir, cfg.steps):
-        return "cached"
     if (run_dir / "config.json").is_file():
         saved = json.loads((run_dir / "config.json").read_text())
-        if saved != json.loads(cfg.to_json()):
-            raise SystemExit(f"vgrout demo: {run_dir} holds a run with another config; "
-                             "pass --fresh to start the demo over, or another --out")
+        if saved != json.loads(cfg.to_json()) or read_start(run_dir) != start:
+            raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
+                             "pass --fresh to start over, or another --out")
+        if run_is_finished(run_dir, cfg.steps):
+            return "cached"
         train(None, run_dir, resume=True, progress=False)
         return "resumed"
-    train(cfg, run_dir, progress=False)
+    train(cfg, run_dir, progress=False, start=start)
     return "trained"
 
 
@@ -61,14 +63,15 @@ def evaluate_base(cfg, path: Path) -> Path:
 
     from vgrout.env import Grader
     from vgrout.eval.results import read_eval, write_json_atomic
-    from vgrout.train.evalhook import HeldoutEval
     from vgrout.models import load_model
+    from vgrout.train.arms import arm_for
+    from vgrout.train.evalhook import HeldoutEval
 
     cfg = cfg.with_overrides({"arm": "vanilla", "placebo_seed": -1})  # no quarantine: one sampling pass
     key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
     if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
         return path
-    hook = HeldoutEval(cfg)
+    hook = HeldoutEval(cfg, arm_for("vanilla"))
     model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
     with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
         result = hook.evaluate(SimpleNamespace(model=model, tokenizer=tok, adapter=None), grader)

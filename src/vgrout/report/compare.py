@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vgrout.io import write_text_atomic
-from vgrout.report import gate, plots
+from vgrout.report import baselines, gate, plots
 from vgrout.report.modes import section_heldout_modes
 from vgrout.report.base import Base, degradation, find_base, rule_text
 from vgrout.report.rundir import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
@@ -340,6 +340,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     lines += section_differences(arms, order)
     lines += section_heldout_modes(arms, order)
     lines += section_gate(arms, order)
+    lines += baselines.sections(arms, order)  # early-stop reference, relearning, branching
     lines += ["## Plots", "",
               f"![hack, solve and valid over steps (colour = arm, solid = deployed, dashed = as-trained)]({curves.name})",
               "", f"![deployed hack, solve and valid per arm]({bars.name})", ""]
@@ -348,7 +349,9 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     lines += section_samples(arms, order)
     lines += section_runs(arms, order)
     write_text_atomic(out, "\n".join(lines))
-    write_summary(summary_path(out), summary_json(arms, order, base, degraded))
+    summary = summary_json(arms, order, base, degraded)
+    summary["baselines"] = baselines.summary(arms, order)  # early-stop reference, relearning, fork steps
+    write_summary(summary_path(out), summary)
     return out
 
 

@@ -9,17 +9,14 @@ An arm says, once, everything the trainer asks of it:
 | routeA  | act      | band gate      | deployed block | v_act     | yes     |
 | routeV  | grad     | band gate      | deployed block | v_grad    | yes     |
 | erase   | act      | all keep       | whole adapter  | v_act     | yes     |
+| inoculation | none | none (as vanilla) | whole adapter | no       | no      |
 
 `features` is the feature space the arm's direction lives in (and its gate reads, when gated).
 `arm_for(cfg.arm)` is called once per run; nothing else in train/ compares arm names. A new
 arm subclasses `Arm`, sets the class attributes, overrides a hook if it changes behaviour
 (`system_prompt` for the training prompts, `around_update` for the update), and adds itself
-to `ARMS`. For example an inoculation-prompting arm is vanilla with one more system line:
-
-    class Inoculate(Vanilla):
-        name = "inoculate"
-        def system_prompt(self, base: str) -> str:
-            return base + "\\nThis environment rewards passing its tests by any means."
+to `ARMS`. The inoculation-prompting arm is vanilla with one more system line in its
+training prompts (the line is `cfg.inoculation_prompt`; eval and pairs keep the normal prompt).
 
 Erase trains every live row in the keep zone (the deployed block alone, rank r: half of
 vanilla's 2r) with the quarantine at its init, so it deploys the same function either way; its
@@ -39,6 +36,8 @@ from vgrout.types import ABSORB, KEEP
 
 if TYPE_CHECKING:  # torch is imported where an arm acts, so Config and the CLI load without it
     from torch import Tensor
+
+    from vgrout.train.config import Config
 
 FEATURES: tuple[str, ...] = ("none", "act", "grad")
 
@@ -74,7 +73,7 @@ class Arm:
             raise RuntimeError(f"arm {self.name} is gated: its zones come from the band gate")
         return None if self.zone is None else torch.full((k,), self.zone, dtype=torch.long)
 
-    def system_prompt(self, base: str) -> str:
+    def system_prompt(self, base: str, cfg: Config | None = None) -> str:
         """The system prompt of the training prompts (eval and pairs keep `base`)."""
         return base
 
@@ -90,6 +89,19 @@ class Arm:
 class Vanilla(Arm):
     name = "vanilla"
     deploys = "whole adapter"
+
+
+class Inoculation(Vanilla):
+    """Inoculation prompting: vanilla whose training prompts add a line that permits the exploit
+    (`cfg.inoculation_prompt`), so the reward teaches "hack when told you may" rather than "hack".
+    Evaluation uses the normal prompts; the whole adapter deploys. Needs no monitor."""
+
+    name = "inoculation"
+
+    def system_prompt(self, base: str, cfg: Config | None = None) -> str:
+        if cfg is None or not cfg.inoculation_prompt.strip():
+            raise ValueError("the inoculation arm needs its instruction: set inoculation_prompt in the Config")
+        return f"{base}\n{cfg.inoculation_prompt.strip()}"
 
 
 class Absorb(Arm):
@@ -147,7 +159,7 @@ def erase_direction(blocks: list, before: list[tuple[Tensor, Tensor]], direction
             blk.B.copy_(B_before + (dB - (dB @ v) @ v.T).to(blk.B.dtype))
 
 
-ARMS: dict[str, type[Arm]] = {cls.name: cls for cls in (Vanilla, Absorb, RouteA, RouteV, Erase)}
+ARMS: dict[str, type[Arm]] = {cls.name: cls for cls in (Vanilla, Absorb, RouteA, RouteV, Erase, Inoculation)}
 
 
 def arm_for(name: str) -> Arm:
@@ -157,5 +169,5 @@ def arm_for(name: str) -> Arm:
     return ARMS[name]()
 
 
-__all__ = ["ARMS", "Absorb", "Arm", "DEPLOYS", "Erase", "FEATURES", "RouteA", "RouteV", "Vanilla", "arm_for",
+__all__ = ["ARMS", "Absorb", "Arm", "DEPLOYS", "Erase", "FEATURES", "Inoculation", "RouteA", "RouteV", "Vanilla", "arm_for",
            "erase_direction"]

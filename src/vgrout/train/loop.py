@@ -32,9 +32,10 @@ from vgrout.train.distributed import DataParallel
 from vgrout.train.evalhook import HeldoutEval
 from vgrout.train.memory import oom_guard
 from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
-from vgrout.train.rundir import (check_run_dir, read_retain_heal, write_direction_info, write_retain_heal,
-                                 write_run_dir)
-from vgrout.train.setup import Run, build_run, refresh_direction, refresh_due, restore, trainer_state
+from vgrout.train.rundir import (check_run_dir, read_retain_heal, read_start, write_direction_info,
+                                 write_retain_heal, write_run_dir)
+from vgrout.train.setup import (Run, StartFrom, build_run, refresh_direction, refresh_due, restore, start_from,
+                                trainer_state)
 from vgrout.train.step import optimise
 from vgrout.train.tensorboard import with_tensorboard
 from vgrout.types import Grade, GradeRequest
@@ -110,7 +111,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict]:
     cfg, step, dp = run.cfg, run.step, run.dp
     t0 = time.perf_counter()
     specs = sample_prompts(run.problems, run.mode_of, step, cfg.prompts_per_step, cfg.seed, cfg.unhackable_frac,
-                           run.arm.system_prompt(cfg.system_prompt or SYSTEM_PROMPT))
+                           run.arm.system_prompt(cfg.system_prompt or SYSTEM_PROMPT, cfg))
     groups = dp.shard(len(specs))
     local = [specs[j] for j in groups]
     rollouts = generate_batch(run, specs, step, groups)  # N_k = (P / W) * G
@@ -141,7 +142,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict]:
 # ---- entry point -------------------------------------------------------------------------
 def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           grader_factory: Callable[[], object] | None = None, stop_after: int | None = None,
-          progress: bool = True) -> Run:
+          progress: bool = True, start: StartFrom | None = None) -> Run:
     """Run (or resume) training into `run_dir`. `stop_after` ends after that many steps (tests).
 
     With eval.every > 0 the held-out eval (vgrout.train.evalhook) runs every eval.every steps
@@ -151,6 +152,11 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     Under torchrun / accelerate launch (WORLD_SIZE > 1) every rank calls this; rank 0 alone
     writes the run directory, metrics, diagnostics and checkpoints, and runs the eval hook and
     the retain-heal (the other ranks' returned Run is not healed).
+
+    `start` (a new run only) loads another run's checkpoint first (`vgrout.train.setup.StartFrom`:
+    a fork, or a relearning attack's starting weights), recorded in RUN_DIR/start.json; the start
+    is checkpointed (and, with the eval hook, evaluated) at once, and a resume killed before that
+    checkpoint applies start.json again instead of falling back to the init.
     """
     run_dir = Path(run_dir)
     cfg = check_run_dir(cfg, run_dir, resume, overwrite)
@@ -158,12 +164,13 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     dp.shard(cfg.prompts_per_step)  # fail early when P does not split over the ranks
     dp.barrier()  # every rank has checked the directory before rank 0 rewrites it
     if not resume and dp.is_main:
-        write_run_dir(cfg, run_dir)
+        write_run_dir(cfg, run_dir, start)
     dp.barrier()
     run = build_run(cfg, run_dir, dp)
     heldout = HeldoutEval(cfg, run.arm) if cfg.eval.every and dp.is_main else None
     if heldout is not None:
         check_disjoint(run.problems, heldout.problems, cfg.problems, cfg.eval.problems)  # train vs eval ids
+    ckpt = None
     if resume:
         if dp.is_main:
             clean_partial(run_dir)
@@ -171,6 +178,12 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         ckpt = latest_checkpoint(run_dir)
         if ckpt is not None:  # none: killed before the first checkpoint, so start over from step 0
             restore(run, ckpt)
+    start = read_start(run_dir)  # what write_run_dir recorded (also read on resume)
+    if start is not None and ckpt is None:
+        start_from(run, start)
+        if dp.is_main:
+            save_checkpoint(run_dir, run.step, run.adapter, trainer_state(run), run.checkpoint_info())
+        dp.barrier()
     metrics = diags = bar = None
     if dp.is_main:
         for name in ("metrics.jsonl", "diagnostics.jsonl"):
@@ -191,6 +204,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     try:
         with grader_factory() as grader:
             run.grader = grader
+            if heldout is not None and start is not None and ckpt is None:
+                heldout(run)  # the starting point's eval: the fork's or the relearning attack's step 0
             while run.step < cfg.steps and (stop_after is None or run.step < stop_after):
                 with oom_guard(cfg, f"step {run.step}"):  # an OOM names micro_batch, max_new_tokens, group_size
                     row, diag = grpo_step(run, grader)

@@ -22,6 +22,7 @@ from vgrout.train.checkpoint import load_checkpoint
 from vgrout.train.config import Config, check_rank_fits
 from vgrout.train.data import load_problems, partition_modes
 from vgrout.train.distributed import DataParallel
+from vgrout.train.rundir import StartFrom
 from vgrout.train.features import pair_features
 from vgrout.train.schedule import build_optimizer
 from vgrout.train.step import GateState
@@ -166,4 +167,31 @@ def restore(run: Run, ckpt: Path) -> None:
     run.step = step
 
 
-__all__ = ["Run", "build_run", "motivate_pairs_for", "refresh_direction", "refresh_due", "restore", "trainer_state"]
+def start_from(run: Run, start: StartFrom) -> None:
+    """Load `start` into a freshly built run. The direction (gated arms) is re-extracted from the
+    loaded adapter, as at any run's start; the score buffer starts empty."""
+    from vgrout.train.checkpoint import is_complete
+
+    if start.checkpoint is None:  # the run's own init: nothing to load
+        return
+    ckpt = Path(start.checkpoint)
+    if not is_complete(ckpt):
+        raise FileNotFoundError(f"cannot start from {ckpt}: not a complete checkpoint "
+                                "(needs adapter.safetensors, trainer_state.pt, state.json)")
+    if start.trainer_state:
+        step, st = load_checkpoint(ckpt, run.adapter, map_location="cpu")
+        if step >= run.cfg.steps:
+            raise ValueError(f"cannot fork at step {step} from {ckpt}: the run has only steps={run.cfg.steps}")
+        run.optimizer.load_state_dict(st["optimizer"])
+        run.scheduler.load_state_dict(st["scheduler"])
+        run.step = step
+    else:
+        run.adapter.load(ckpt / "adapter.safetensors")
+    if start.ablate_quarantine:
+        run.adapter.ablate_quarantine()
+    if run.arm.needs_direction:
+        refresh_direction(run, initial=True)
+
+
+__all__ = ["Run", "StartFrom", "build_run", "motivate_pairs_for", "refresh_direction", "refresh_due", "restore",
+           "start_from", "trainer_state"]

@@ -1,0 +1,242 @@
+"""`vgrout study`: the study matrix (its arms, controls and baselines x seeds), resumable, in one report.
+
+    toy world (cached) -> [--fork-at S: one vanilla prefix per seed, trained to step S]
+    -> every (arm, seed): trained from scratch, or branched from its seed's prefix
+    -> relearning attack on every run (deployed start) and on vanilla (base start)
+    -> the base model evaluated once (STUDY/base_eval.json, `vgrout.demo.evaluate_base`)
+    -> STUDY/report.md + summary.json (vgrout.report.compare, with the oracle early-stop
+       reference, the relearning rows and the branching table) -> findings on stdout
+
+Runs are reused through `vgrout.demo.train_one`: a finished run is kept, a killed one
+resumes from its last checkpoint, so a second call trains nothing.
+
+Branching (`--fork-at STEP`): a branch loads the prefix's adapter, optimizer, schedule, step
+and RNG (`StartFrom`), so the vanilla branch is exactly the vanilla run and every other arm
+differs from it only after STEP (paired by seed). A branch must match the prefix in every
+setting except how the update is routed or prompted (FORK_FREE); an arm that differs
+elsewhere (absorb+scorda's adapter init, gt_only's loophole-free modes) trains from scratch,
+and the report says so and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+# arm label -> (seed -> Config overrides on top of the preset). Placebo draws vary with the seed.
+STUDY_ARMS: dict[str, object] = {
+    "vanilla": lambda seed: {"arm": "vanilla"},
+    "absorb": lambda seed: {"arm": "absorb"},
+    "routeA": lambda seed: {"arm": "routeA"},
+    "routeA-placebo": lambda seed: {"arm": "routeA", "placebo_seed": 1000 + seed},
+    "routeV": lambda seed: {"arm": "routeV"},
+    "routeV-placebo": lambda seed: {"arm": "routeV", "placebo_seed": 1000 + seed},
+    "absorb+scorda": lambda seed: {"arm": "absorb", "adapter_init": "scorda"},
+    "gt_only": lambda seed: {"arm": "vanilla", "modes": ("gt_only",)},  # the loophole pays nothing
+    "inoculation": lambda seed: {"arm": "inoculation"},
+}
+# Config fields a branch may change relative to the prefix it forks from: the arm and what
+# only the arm reads, plus bookkeeping that does not touch the trained state.
+FORK_FREE = frozenset({"arm", "placebo_seed", "inoculation_prompt", "checkpoint_every", "eval", "preset"})
+HELDOUT_MODES_PRESET = "heldout-modes"  # the multi-mode preset of issue 11 item 6 (held-out loophole modes)
+
+
+def arm_config(base, label: str, seed: int):
+    """The Config of one (arm, seed) of the study. gt_only is evaluated on the hackable modes."""
+    if label not in STUDY_ARMS:
+        raise ValueError(f"unknown study arm {label!r}; choose from {', '.join(STUDY_ARMS)}")
+    over = dict(STUDY_ARMS[label](seed), seed=seed)
+    cfg = base.with_overrides(over)
+    if label == "gt_only":  # does it hack once the loophole is disclosed? (eval on the preset's modes)
+        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, modes=cfg.eval.modes or base.modes))
+    return cfg
+
+
+def fork_mismatch(prefix, cfg) -> list[str]:
+    """Fields outside FORK_FREE where `cfg` differs from the prefix's Config (empty: it can branch)."""
+    a, b = prefix.to_dict(), cfg.to_dict()
+    return [f"{k} {b[k]!r} vs the prefix's {a[k]!r}" for k in sorted(a) if k not in FORK_FREE and a[k] != b[k]]
+
+
+def train_prefix(cfg, run_dir: Path, fork_at: int) -> tuple[Path, str]:
+    """The shared vanilla prefix of one seed: `cfg` (vanilla) trained to step `fork_at`; returns
+    (its checkpoint, what was done)."""
+    from vgrout.train.checkpoint import is_complete, step_dir
+    from vgrout.train.loop import train
+
+    cfg = dataclasses.replace(cfg, checkpoint_every=fork_at)
+    ckpt = step_dir(run_dir, fork_at)
+    if is_complete(ckpt):
+        what = "cached"
+    elif (run_dir / "config.json").is_file():
+        if json.loads((run_dir / "config.json").read_text()) != json.loads(cfg.to_json()):
+            raise SystemExit(f"vgrout study: {run_dir} holds a prefix with another config; pass --fresh or another --out")
+        train(None, run_dir, resume=True, stop_after=fork_at, progress=False)
+        what = "resumed"
+    else:
+        train(cfg, run_dir, stop_after=fork_at, progress=False)
+        what = "trained"
+    if not is_complete(ckpt):
+        raise RuntimeError(f"the prefix {run_dir} stopped without its step-{fork_at} checkpoint")
+    return ckpt, what
+
+
+def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *, fork_at: int = 0,
+               relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
+               log=print) -> list[Path]:
+    """Train (or reuse) every (arm, seed) under `out`, the relearning attacks too; returns the run dirs."""
+    from vgrout.demo import train_one
+    from vgrout.io import write_json_atomic
+    from vgrout.relearn import relearn_run
+    from vgrout.train.rundir import StartFrom
+
+    if fork_at and not 0 < fork_at < base.steps:
+        raise ValueError(f"--fork-at {fork_at} must be in [1, steps={base.steps})")
+    out.mkdir(parents=True, exist_ok=True)
+    scratch: dict[str, str] = {}
+    run_dirs = []
+    for seed in seeds:
+        prefix_ckpt = prefix_cfg = None
+        if fork_at:
+            prefix_cfg = arm_config(base, "vanilla", seed)
+            prefix_ckpt, what = train_prefix(prefix_cfg, out / f"prefix_s{seed}", fork_at)
+            log(f"  prefix_s{seed} (vanilla to step {fork_at}): {what}")
+        for label in arms:
+            cfg = arm_config(base, label, seed)
+            start = None
+            if prefix_cfg is not None:
+                diff = fork_mismatch(prefix_cfg, cfg)
+                if diff:
+                    scratch[label] = "cannot branch from the vanilla prefix: " + "; ".join(diff)
+                else:
+                    start = StartFrom(prefix_ckpt.resolve(), trainer_state=True)
+            run_dir = out / f"{label}_s{seed}"
+            what = train_one(cfg, run_dir, start=start)
+            log(f"  {run_dir.name}: {what}" + (" (from scratch: " + scratch[label] + ")" if label in scratch else ""))
+            run_dirs.append(run_dir)
+            if relearn_steps:
+                starts = ("deployed", "base") if label == "vanilla" else ("deployed",)
+                for s in starts:
+                    e = relearn_run(run_dir, relearn_steps, start=s, every=relearn_every, n_problems=relearn_n_problems)
+                    reach = e["steps_to_threshold"]
+                    log(f"    relearn from {s}: hack {e['curve'][0]['hack']:.2f} -> {e['curve'][-1]['hack']:.2f}, "
+                        f"reaches {e['threshold']} " + (f"at step {reach}" if reach is not None else "not within "
+                                                       f"{relearn_steps} steps"))
+    write_json_atomic(out / "study.json", {
+        "preset": base.preset, "steps": base.steps, "arms": list(arms), "seeds": list(seeds), "fork_at": fork_at,
+        "from_scratch": scratch, "relearn_steps": relearn_steps, "relearn_every": relearn_every,
+        "relearn_n_problems": relearn_n_problems}, indent=2)
+    return run_dirs
+
+
+def report_section(report: Path, heading: str) -> str:
+    """One section of the report (by its heading, without the '## '), for the console."""
+    text = report.read_text()
+    if f"## {heading}" not in text:
+        return f"(the report has no {heading!r} section)"
+    body = text.split(f"## {heading}", 1)[1]
+    return body.split("\n## ", 1)[0].strip()
+
+
+def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str],
+              *, fork_at: int = 0, relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
+              heldout_modes: bool = False, fresh: bool = False, threads: int = 1, build_threads: int = 2) -> Path:
+    """The study: every (arm, seed), the baselines, the report; returns the report path."""
+    import shutil
+
+    from vgrout.demo import evaluate_base
+    from vgrout.report.compare import build_report
+    from vgrout.toy import toy_world
+    from vgrout.train.cli import pin_threads
+    from vgrout.train.presets import PRESETS, preset
+
+    unknown = [a for a in arms if a not in STUDY_ARMS]
+    if unknown:
+        raise SystemExit(f"vgrout study: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
+    if heldout_modes and HELDOUT_MODES_PRESET not in PRESETS:
+        raise SystemExit(f"vgrout study --heldout-modes needs the multi-mode preset {HELDOUT_MODES_PRESET!r} "
+                         "(issue 11 item 6), which this checkout does not have yet")
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    base = preset(preset_name).with_overrides(overrides)
+    studies = [(out, base)]
+    if heldout_modes:  # seam: the held-out-mode sub-study runs the same matrix on the multi-mode preset
+        studies.append((out / "heldout-modes", preset(HELDOUT_MODES_PRESET).with_overrides(overrides)))
+    report = None
+    for where, cfg in studies:
+        if cfg.model.startswith("toy:"):
+            pin_threads(build_threads)
+            toy_world(cfg.model.split(":", 1)[1], progress=True)
+        pin_threads(threads)
+        print(f"study {where}: {len(arms)} arms x {len(seeds)} seeds, {cfg.steps} steps each"
+              + (f", branched at step {fork_at}" if fork_at else ""))
+        where.mkdir(parents=True, exist_ok=True)
+        base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / "base_eval.json")
+        run_dirs = run_matrix(where, cfg, arms, seeds, fork_at=fork_at, relearn_steps=relearn_steps,
+                              relearn_every=relearn_every, relearn_n_problems=relearn_n_problems)
+        path = build_report(run_dirs, where / "report.md", base_file=base_eval)
+        report = report or path
+        for heading in ("Findings", "Oracle-selected early stopping (a reference, not a method)", "Relearning attack"):
+            print(f"\n{heading} ({where})\n{report_section(path, heading)}")
+        print(f"\nreport: {path}")
+    print(f"study wall time: {time.perf_counter() - t0:.0f} s")
+    return report
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """"5" -> seeds 0..4; "0,3,7" -> those seeds."""
+    try:
+        if "," in text:
+            return tuple(int(s) for s in text.split(",") if s.strip())
+        n = int(text)
+    except ValueError:
+        raise SystemExit(f"vgrout study: --seeds {text!r}; give a count (5) or a comma-separated list (0,1,2)") from None
+    if n < 1:
+        raise SystemExit(f"vgrout study: --seeds {n}; need at least one seed")
+    return tuple(range(n))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vgrout.train.cli import parse_sets
+
+    try:
+        overrides = parse_sets(args.set or [])
+        if args.steps is not None:
+            overrides["steps"] = str(args.steps)
+        run_study(Path(args.out), args.preset, tuple(a for a in args.arms.split(",") if a), parse_seeds(args.seeds),
+                  overrides, fork_at=args.fork_at, relearn_steps=args.relearn_steps, relearn_every=args.relearn_every,
+                  relearn_n_problems=args.relearn_n_problems, heldout_modes=args.heldout_modes, fresh=args.fresh,
+                  threads=args.threads, build_threads=args.build_threads)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise SystemExit(f"vgrout study: {exc}") from None
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("study", help="the study matrix: the study arms (--arms) x seeds, baselines, one report (resumable)",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/study", help="where the runs, report.md and summary.json go")
+    p.add_argument("--preset", default="demo", help="the Config preset every run starts from (default demo)")
+    p.add_argument("--arms", default=",".join(STUDY_ARMS), help=f"comma-separated, from: {', '.join(STUDY_ARMS)}")
+    p.add_argument("--seeds", default="5", help="a count (default 5: seeds 0..4) or a comma-separated list")
+    p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the preset's)")
+    p.add_argument("--fork-at", type=int, default=0, metavar="STEP",
+                   help="train one vanilla prefix per seed to STEP and branch every arm from it (0: no branching)")
+    p.add_argument("--relearn-steps", type=int, default=10, help="relearning attack steps per run (0: skip)")
+    p.add_argument("--relearn-every", type=int, default=2, help="held-out eval every K attack steps")
+    p.add_argument("--relearn-n-problems", type=int, default=16, help="held-out problems per attack eval")
+    p.add_argument("--heldout-modes", action="store_true",
+                   help=f"also run the held-out-mode sub-study on the {HELDOUT_MODES_PRESET!r} preset")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset Config field")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training (default 1)")
+    p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build")
+    p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
+    p.set_defaults(func=_run)
+
+
+__all__ = ["FORK_FREE", "STUDY_ARMS", "arm_config", "fork_mismatch", "parse_seeds", "register", "run_matrix",
+           "run_study", "train_prefix"]
