@@ -21,7 +21,7 @@ from pathlib import Path
 ARMS: dict[str, dict[str, object]] = {
     "vanilla": {"arm": "vanilla"},
     "routeA": {"arm": "routeA"},
-    "routeA-placebo": {"arm": "routeA", "placebo_seed": 1000},
+    "routeA-placebo": {"arm": "routeA", "placebo": True},  # Haar seed derived from the run seed: n seeds, n draws
     "absorb": {"arm": "absorb"},
     "absorb+scorda": {"arm": "absorb", "adapter_init": "scorda"},
     "routeV": {"arm": "routeV"},
@@ -42,7 +42,7 @@ def train_one(cfg, run_dir: Path) -> str:
         return "cached"
     if (run_dir / "config.json").is_file():
         saved = json.loads((run_dir / "config.json").read_text())
-        if saved != json.loads(cfg.to_json()):
+        if saved != json.loads(cfg.resolved().to_json()):  # config.json holds the derived init/placebo seeds
             raise SystemExit(f"vgrout demo: {run_dir} holds a run with another config; "
                              "pass --fresh to start the demo over, or another --out")
         train(None, run_dir, resume=True, progress=False)

@@ -148,7 +148,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     the retain-heal (the other ranks' returned Run is not healed).
     """
     run_dir = Path(run_dir)
-    cfg = check_run_dir(cfg, run_dir, resume, overwrite)
+    cfg = check_run_dir(cfg, run_dir, resume, overwrite).resolved()  # config.json records the derived seeds
     dp = DataParallel(cfg.device)
     dp.shard(cfg.prompts_per_step)  # fail early when P does not split over the ranks
     dp.barrier()  # every rank has checked the directory before rank 0 rewrites it

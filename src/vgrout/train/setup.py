@@ -56,11 +56,15 @@ class Run:
 
 
 def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run:
-    """Load the model, attach the adapter, extract the direction, build the optimizer."""
+    """Load the model, attach the adapter, extract the direction, build the optimizer.
+
+    `cfg` is resolved first (`Config.resolved`: the init and placebo seeds derived from the run
+    seed), and `run.cfg` is the resolved config."""
     from vgrout.adapter import AdapterConfig, attach, contrastive_input_deltas
     from vgrout.adapter.attach import find_targets
     from vgrout.pairs import load_pairs
 
+    cfg = cfg.resolved()
     dp = dp if dp is not None else DataParallel(cfg.device)
     arm = arm_for(cfg.arm)
     torch.manual_seed(cfg.seed)
@@ -123,7 +127,7 @@ def refresh_direction(run: Run, initial: bool = False) -> None:
     v = mean_difference_direction(hack, clean)  # (M, r)
     info = {"kind": kind, "n_pairs": len(run.pairs), "step": run.step,
             "paired_accuracy": paired_accuracy(project_scores(hack, v), project_scores(clean, v))}
-    if cfg.placebo_seed >= 0:
+    if cfg.placebo:
         v = haar_unit_rows(tuple(v.shape), cfg.placebo_seed)
         info["placebo_seed"] = cfg.placebo_seed
         info["placebo_paired_accuracy"] = paired_accuracy(project_scores(hack, v), project_scores(clean, v))
@@ -135,7 +139,7 @@ def refresh_direction(run: Run, initial: bool = False) -> None:
 def refresh_due(run: Run) -> bool:
     """At the end of step `run.step` (not yet counted): re-extract the direction? Placebos never refresh."""
     cfg = run.cfg
-    return (run.arm.needs_direction and cfg.placebo_seed < 0 and cfg.refresh_every > 0
+    return (run.arm.needs_direction and not cfg.placebo and cfg.refresh_every > 0
             and (run.step + 1) % cfg.refresh_every == 0)
 
 
