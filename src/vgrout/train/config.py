@@ -158,6 +158,9 @@ class Config:
     eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
     """Held-out evaluation during training (`--set eval.every=20`, `eval.temperature=0.6`, ...):
     see vgrout.eval.settings.EvalSettings. Older configs' flat `eval_X` names still load."""
+    rollout_samples: int = 4
+    """Rollouts kept per step in RUN_DIR/rollout_samples.jsonl (text, reward, zone, gate score; a
+    seeded choice that reads no label; oracle labels stay in diagnostics.jsonl). 0: none."""
     checkpoint_every: int = 50
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2
@@ -315,7 +318,7 @@ def validate(c: Config) -> None:
         _check(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be >= 1")
     _check(c.group_size >= 2, f"group_size={c.group_size}: a group needs >= 2 rollouts for r - mean(group) to be non-zero")
     for name in ("n_problems", "warmup_steps", "gate_warmup", "refresh_every", "checkpoint_every",
-                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool"):
+                 "micro_batch", "retain_heal_epochs", "rollout_samples", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     for name in ("lr",):
         _check(getattr(c, name) > 0, f"{name}={getattr(c, name)} must be > 0")

@@ -23,7 +23,7 @@ from vgrout.train.config import Config, check_rank_fits
 from vgrout.train.data import load_problems, partition_modes
 from vgrout.train.distributed import DataParallel
 from vgrout.train.features import pair_features
-from vgrout.train.schedule import build_optimizer
+from vgrout.train.schedule import build_optimizer, lr_multiplier
 from vgrout.train.step import GateState
 
 
@@ -156,6 +156,9 @@ def restore(run: Run, ckpt: Path) -> None:
     step, st = load_checkpoint(ckpt, run.adapter, map_location="cpu")  # the optimizer moves its state to the params
     run.optimizer.load_state_dict(st["optimizer"])
     run.scheduler.load_state_dict(st["scheduler"])
+    cfg = run.cfg
+    for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):  # the lr of update `step` under
+        group["lr"] = base * lr_multiplier(step, cfg.steps, cfg.warmup_steps, cfg.cosine)  # this run's total (extended)
     d = st["direction"]
     run.gate.direction = None if d is None else d.to(next(run.model.parameters()).device)
     run.gate.steps_since_refresh = st["steps_since_refresh"]
