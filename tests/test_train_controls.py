@@ -132,3 +132,30 @@ def test_training_keeps_a_bounded_label_free_sample_of_rollouts(tmp_path, pairs_
     off = smoke_cfg(pairs_path, arm="vanilla", steps=1, rollout_samples=0)
     train(off, tmp_path / "off", grader_factory=RuleGrader, progress=False)
     assert not (tmp_path / "off" / "rollout_samples.jsonl").exists()
+
+
+def test_train_cli_resumes_with_more_steps_and_ends_with_a_summary(tmp_path, capsys):
+    from vgrout.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["train", "--preset", "smoke", "--set", "steps=1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert str(out) in text and f"vgrout eval {out}" in text
+    assert main(["train", "--resume", str(out), "--set", "steps=2"]) == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    import pytest
+
+    with pytest.raises(SystemExit, match="only --set steps=N"):
+        main(["train", "--resume", str(out), "--set", "lr=1"])
+
+
+def test_an_extended_cosine_run_follows_the_new_totals_schedule(tmp_path, pairs_path):
+    """The optimizer's saved lr belongs to the old total (0 after a finished cosine run); the
+    extension must take the new total's lr for its steps."""
+    from vgrout.train.schedule import lr_multiplier
+
+    cfg = smoke_cfg(pairs_path, arm="vanilla", steps=2, cosine=True, warmup_steps=0, checkpoint_every=1)
+    train(cfg, tmp_path / "r", grader_factory=RuleGrader, progress=False)
+    train(None, tmp_path / "r", resume=True, steps=4, grader_factory=RuleGrader, progress=False)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[2:] == [cfg.lr * lr_multiplier(s, 4, 0, True) for s in (2, 3)] and lrs[2] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vgrout.train.arms import ARMS
 from vgrout.train.presets import PRESETS, preset
@@ -95,9 +96,18 @@ def finish(run) -> None:
 
 
 def run_summary(run_dir) -> str:
-    from vgrout.eval.summary import summarize_run
-
-    return summarize_run(run_dir)
+    """Where the run's files are and the commands that come next."""
+    run_dir = Path(run_dir)
+    lines = [f"run directory: {run_dir}",
+             f"  {run_dir / 'config.json'}  {run_dir / 'metrics.jsonl'}  {run_dir / 'diagnostics.jsonl'}"]
+    for name in ("checkpoints", "eval", "rollout_samples.jsonl"):
+        if (run_dir / name).exists():
+            lines.append(f"  {run_dir / name}")
+    lines += ["next:",
+              f"  vgrout eval {run_dir} --checkpoints all   # as-trained vs deployed on held-out problems",
+              f"  vgrout train --resume {run_dir} --set steps=N   # train on to N steps",
+              f"  vgrout compare {run_dir.parent}/*_s* --out {run_dir.parent / 'report.md'}   # arms x seeds"]
+    return "\n".join(lines)
 
 
 def register(subparsers) -> None:
