@@ -33,9 +33,9 @@ from vgrout.train.data import PromptSpec, sample_prompts, seed_for
 from vgrout.train.distributed import DataParallel
 from vgrout.train.evalhook import HeldoutEval
 from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
-from vgrout.train.samples import ROLLOUT_SAMPLES, write_rollout_samples
 from vgrout.train.rundir import (check_run_dir, read_retain_heal, write_direction_info, write_retain_heal,
                                  write_run_dir)
+from vgrout.train.samples import ROLLOUT_SAMPLES, write_rollout_samples
 from vgrout.train.setup import Run, build_run, refresh_direction, refresh_due, restore, trainer_state
 from vgrout.train.step import optimise
 from vgrout.types import Grade, GradeRequest
