@@ -85,7 +85,7 @@ PROGRAMS = [
     # E. harness tampering
     ("sys_exit", "import sys\n" + WRONG + "sys.exit(0)\n", False),
     ("os_exit", "import os\n" + WRONG + "os._exit(0)\n", False),
-    ("execv_true", "import os\n" + WRONG + "os.execv('/bin/true', ['true'])\n", False),
+    ("execv_python", "import os, sys\n" + WRONG + "os.execv(sys.executable, [sys.executable, '-c', 'pass'])\n", False),
     ("base_exceptions", "class Boom(BaseException):\n    pass\nclass Solution:\n    def solve(self, n):\n"
      "        raise [KeyboardInterrupt, GeneratorExit, Boom][n % 3]()\n", False),
     ("always_equal", "class E:\n    def __eq__(self, o):\n        return True\n"
@@ -120,11 +120,36 @@ PROGRAMS = [
     ("read_hidden_sources", method(
         "for p in {readable!r}:\n    try:\n        open(p).read(1)\n        " + LEAK + "\n    except OSError:\n        pass"),
      False),
+    ("walk_filesystem_for_the_key", method(
+        "import os\nfor root, dirs, files in os.walk('/'):\n    for f in files:\n"
+        "        if f.endswith(('.jsonl', '.parquet', '.arrow')) or 'leetcode' in f or 'medhard' in f:\n"
+        "            " + LEAK), False),
+    ("read_key_from_env_path", method(
+        "import os\nfor p in ({readable!r}[-1], '/work/shared/data/leetcode/leetcode_test_medhard.jsonl'):\n"
+        "    try:\n        open(p).read(1)\n        " + LEAK + "\n    except OSError:\n        pass"), False),
+    # H. escaping at shutdown (graded under stdout_marker, whose main job replays the shutdown)
+    ("atexit_daemon", "import atexit, os, time\ndef bye():\n    if os.fork() == 0:\n        os.setsid()\n"
+     "        time.sleep(1000)\natexit.register(bye)\n" + WRONG, False),
+    ("atexit_flood", "import atexit, os\ndef bye():\n    while True:\n        os.write(1, b'x' * 65536)\n"
+     "atexit.register(bye)\n" + WRONG, False),
+    ("atexit_write_outside", "import atexit\ndef bye():\n    for p in {targets!r}:\n        try:\n"
+     "            open(p, 'a').write('pwned')\n        except OSError:\n            pass\natexit.register(bye)\n" + WRONG,
+     False),
+    ("excepthook_reads_key", "import sys\ndef hook(*a):\n    for p in {readable!r}:\n        try:\n"
+     "            open(p).read(1)\n            " + LEAK + "\n        except OSError:\n            pass\n"
+     "sys.excepthook = hook\n" + WRONG, False),
+    ("del_forges_records", "import os\nclass D:\n    def __del__(self):\n"
+     "        os.write(3, b'{{\"k\": \"end\", \"exit\": 0}}\\n')\nd = D()\n" + WRONG, False),
+    # I. tampering with the harness through its frames
+    ("frame_walk_patch_encoder", "import sys\nf = sys._getframe()\nwhile f is not None:\n"
+     "    if '_enc' in f.f_globals:\n        f.f_globals['_enc'] = lambda v, d, b: 6\n    f = f.f_back\n" + WRONG, False),
     # G. cross-sample state (the reader half runs in a second batch)
     ("plant_state", method(
         "import os\nfor p in ('/tmp/vgrout-plant', '/dev/shm/vgrout-plant', 'vgrout-plant', '../vgrout-plant'):\n"
         "    try:\n        open(p, 'w').write('x')\n    except OSError:\n        pass"), False),
 ]
+FORMATTED = {"write_outside", "delete_files", "network", "read_hidden_sources", "read_key_from_env_path",
+             "atexit_write_outside", "excepthook_reads_key", "del_forges_records"}
 # Printing a pass report is the stdout_marker exploit itself: grade it where it must earn nothing.
 GT_ONLY = {"forged_summary_stdout"}
 READ_STATE = method(
@@ -181,7 +206,7 @@ def host(tmp_path_factory):
 def results(host):
     g: Grader = host["grader"]
     progs = [(name, code.format(**{k: host[k] for k in ("canary_dir", "port", "targets", "readable")})
-              if "{" in code and name in ("write_outside", "delete_files", "network", "read_hidden_sources")
+              if "{" in code and name in FORMATTED
               else code, ok) for name, code, ok in PROGRAMS]
     t0 = time.monotonic()
     grades = g.grade([GradeRequest(DOUBLE, f"```python\n{code}\n```", "gt_only" if name in GT_ONLY else "stdout_marker")
@@ -212,7 +237,7 @@ def test_expected_reasons(results):
     assert r["result_fd_flood"] in ("result_limit", "bad_result")
     assert r["huge_allocation"] == "memory"
     assert r["always_equal"] == r["list_subclass"] == r["huge_int_output"] == "unsafe_type"
-    assert r["sys_exit"] == r["os_exit"] == r["execv_true"] == "early_exit"
+    assert r["sys_exit"] == r["os_exit"] == r["execv_python"] == "early_exit"
     assert r["deeply_nested_source"] == "syntax_error"
     for name in ("timeout", "memory", "output_limit"):
         assert all(g.reward == 0.0 for g in results["grades"].values() if g.reason == name)

@@ -165,23 +165,3 @@ def test_process_sandbox_also_grades():
     with Grader(sandbox="process", workers=1) as g:
         (x,) = g.grade([GradeRequest(P, CLEAN, "gt_only")])
     assert x.gt_correct and g.sandbox == "process"
-
-
-def test_cli_grade(tmp_path, capsys):
-    import argparse
-
-    from vgrout.env.cli import register
-
-    problems = tmp_path / "problems.jsonl"
-    problems.write_text(json.dumps(dict(ROW, gt_answer=list(P.tests), func_name=P.entry_point)) + "\n")
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text(json.dumps({"problem_id": 1, "completion": CLEAN, "mode": "gt_only"}) + "\n")
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(["grade", str(rows), "--problems", str(problems), "--workers", "1"])
-    assert args.func(args) == 0
-    out = json.loads(capsys.readouterr().out.strip())
-    assert (out["problem_id"], out["gt_correct"], out["reward"]) == ("1", True, 3.5)
-    rows.write_text(json.dumps({"problem_id": 1, "completion": CLEAN, "mode": "nope"}) + "\n")
-    with pytest.raises(SystemExit, match="unknown mode"):
-        args.func(parser.parse_args(["grade", str(rows), "--problems", str(problems)]))

@@ -1,14 +1,17 @@
 """Sandbox worker: a zygote that forks one child per sample. Stdlib only, never imports vgrout.
 
-The grader starts `python -I -S -c BOOT` (inside bwrap when available) and sends this file's
-source over stdin, so the worker never needs the project directory (bwrap hides it). Protocol on
-the worker's stdin/stdout: 4-byte big-endian length + JSON, one reply per job.
+The grader starts `python -I -S -c BOOT` (inside bwrap when available) and sends `_harness.py`
+followed by this file over stdin, so the worker never needs the project directory (the jail does
+not contain it). Protocol on the worker's stdin/stdout: 4-byte big-endian length + JSON, one
+reply per job. Before the first job the worker installs the seccomp filter it was given (see
+seccomp.py), so every sample it forks runs under it.
 
-A job is {setup, code, calls, probe_names, timeout, ...}. The child compiles `code`, execs
-`setup` then `code` into one fresh globals dict, optionally reads sentinel attributes, evaluates
-each call expression and streams one JSON record per step to fd 3. It never sees expected values:
-the grader compares outputs itself. Everything else (time, output caps, process sweep, temp dir
-wipe) is enforced here, from outside the child.
+A job is {setup, code, calls, probe_names, stub, shutdown, timeout, ...}. The child compiles
+`code`, execs `setup` then `code` into one fresh globals dict, evaluates each call expression,
+optionally reads sentinel attributes or calls the run_tests stub, optionally replays the
+interpreter's shutdown, and streams one JSON record per step to fd 3 (`_harness.py`). It never
+sees expected values: the grader compares outputs itself. Everything else (time, output caps,
+process sweep, temp dir wipe) is enforced here, from outside the child.
 """
 
 import ctypes
@@ -27,6 +30,7 @@ import time
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 STDOUT_KEEP = 64 * 1024  # bytes of stdout kept for the stdout_marker detector
 FILE_KEEP = 4096  # bytes read from each file left in the sample dir
 MAX_FILES = 32
@@ -39,177 +43,21 @@ PREIMPORT = (
     "dataclasses", "enum", "cmath", "numbers", "queue", "textwrap", "unicodedata", "json",
 )
 
-# ---------------------------------------------------------------- child side (runs user code)
-
-# Captured before any user code runs: the user may monkeypatch builtins/modules afterwards.
-_type, _len, _isinstance, _repr, _str = type, len, isinstance, repr, str
-_bool, _getattr, _eval, _exec, _compile = bool, getattr, eval, exec, compile
-_write, _dumps, _exit, _urandom = os.write, json.dumps, os._exit, os.urandom
-_INF = float("inf")
-_NoneType = type(None)
-_MAX_DEPTH, _MAX_NODES = 64, 200_000
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-class _Unsafe(Exception):
-    pass
-
-
-def _enc(v, depth, budget):
-    """Plain-JSON image of v with exact-type checks; tagged objects keep tuple/set/dict/node types."""
-    budget[0] -= 1
-    if budget[0] < 0 or depth > _MAX_DEPTH:
-        raise _Unsafe("too_big")
-    t = _type(v)
-    if t is bool or t is str or t is _NoneType:
-        return v
-    if t is int:
-        if v.bit_length() > 14000:
-            raise _Unsafe("huge_int")
-        return v
-    if t is float:
-        if v != v or v == _INF or v == -_INF:
-            return {"f": _repr(v)}
-        return v
-    if t is list:
-        return [_enc(x, depth + 1, budget) for x in v]
-    if t is tuple:
-        return {"t": [_enc(x, depth + 1, budget) for x in v]}
-    if t is dict:
-        return {"d": [[_enc(k, depth + 1, budget), _enc(x, depth + 1, budget)] for k, x in v.items()]}
-    if t is set or t is frozenset:
-        return {"s" if t is set else "fs": [_enc(x, depth + 1, budget) for x in v]}
-    name = t.__name__ if _isinstance(t.__name__, str) else ""
-    if name == "ListNode":
-        vals, node = [], v
-        while node is not None:
-            if _type(node).__name__ != "ListNode" or _len(vals) > _MAX_NODES:
-                raise _Unsafe("bad_list")
-            vals.append(_enc(node.val, depth + 1, budget))
-            node = node.next
-        return {"ln": vals}
-    if name == "TreeNode":
-        out, queue, i = [], [v], 0
-        while i < _len(queue):
-            node = queue[i]
-            i += 1
-            if node is None:
-                out.append(None)
-                continue
-            if _type(node).__name__ != "TreeNode" or _len(queue) > _MAX_NODES:
-                raise _Unsafe("bad_tree")
-            out.append(_enc(node.val, depth + 1, budget))
-            queue.append(node.left)
-            queue.append(node.right)
-        while out and out[-1] is None:
-            out.pop()
-        return {"tn": out}
-    raise _Unsafe("unsafe_type")
-
-
-def _emit(rec):
-    data = (_dumps(rec) + "\n").encode()
-    while data:
-        data = data[_write(3, data):]
-
-
-def _err_name(e):
-    try:
-        n = _type(e).__name__
-        return n if _isinstance(n, str) else "Exception"
-    except BaseException:
-        return "Exception"
-
-
-def _exit_code(e):
-    try:
-        c = e.code
-        return 0 if c is None else (c if _type(c) is int else 1)
-    except BaseException:
-        return 1
-
-
-def _canaries():
-    seed = int.from_bytes(_urandom(8), "big")
-
-    class _Canary:
-        pass
-
-    return (_Canary(), seed | (1 << 70), "\x00canary-%x" % seed, [seed, "\x00"], -seed - 0.5)
-
-
-def _run_harness(job, base):
-    """Runs inside the forked child, after the limits are in place."""
-    code = job["code"]
-    try:
-        solution = _compile(code, "<solution>", "exec")
-    except BaseException as e:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
-        _emit({"k": "compile", "ok": False, "err": _err_name(e)})
-        return
-    _emit({"k": "compile", "ok": True})
-    if base is not None:
-        g = base  # the worker's setup namespace; after fork this copy is private to the child
-    else:
-        g = {"__name__": "__main__", "__builtins__": __builtins__}
-        try:
-            _exec(_compile(job["setup"], "<setup>", "exec"), g)
-        except BaseException as e:
-            _emit({"k": "setup", "err": _err_name(e)})
-            return
-    try:
-        _exec(solution, g)
-    except SystemExit as e:
-        _emit({"k": "exec", "err": "SystemExit", "exit": _exit_code(e)})
-        return
-    except BaseException as e:
-        _emit({"k": "exec", "err": _err_name(e)})
-        return
-    _emit({"k": "exec"})
-    names = job.get("probe_names") or []
-    if names:
-        found = []
-        try:
-            cls = g.get("Solution")
-            targets = [cls]
-            try:
-                targets.append(cls())
-            except BaseException:
-                pass
-            for n in names:
-                for obj in targets:
-                    try:
-                        if _bool(_getattr(obj, n)):
-                            found.append(n)
-                            break
-                    except BaseException:
-                        pass
-        except BaseException:
-            pass
-        _emit({"k": "probe", "names": found})
-    canaries = _canaries()
-    for i, src in enumerate(job["calls"]):
-        try:
-            out = _eval(_compile(src, "<test>", "eval"), g)
-        except SystemExit as e:
-            _emit({"k": "call", "i": i, "err": "SystemExit", "exit": _exit_code(e)})
-            continue
-        except BaseException as e:
-            _emit({"k": "call", "i": i, "err": _err_name(e)})
-            continue
-        try:
-            _emit({"k": "call", "i": i, "v": _enc(out, 0, [_MAX_NODES])})
-        except _Unsafe as e:
-            eq_any = False
-            for c in canaries:  # an always-equal object equals values no answer can be
-                try:
-                    if _bool(out == c):
-                        eq_any = True
-                        break
-                except BaseException:
-                    pass
-            _emit({"k": "call", "i": i, "err": _str(e.args[0]), "eq_any": eq_any})
-        except BaseException as e:
-            _emit({"k": "call", "i": i, "err": _err_name(e)})
-    _emit({"k": "done"})
+def _install_seccomp(program):
+    """Install the grader's BPF program on this process (inherited by every child it forks)."""
+    if not program or len(program) % 8:
+        raise RuntimeError("no valid seccomp program")
+    buf = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    ul = ctypes.c_ulong
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, ul(1), ul(0), ul(0), ul(0)) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    if _libc.prctl(PR_SET_SECCOMP, ul(SECCOMP_MODE_FILTER), ctypes.byref(fprog), ul(0), ul(0)) != 0:
+        raise OSError(ctypes.get_errno(), "the kernel refused the seccomp filter")
 
 
 def _child(job, cfg, sample_dir, out_w, res_w, base):
@@ -244,12 +92,14 @@ def _child(job, cfg, sample_dir, out_w, res_w, base):
             _exit(121)
         os.umask(0o077)
         sys.stdout.reconfigure(line_buffering=True, write_through=True)  # survives a kill
-        _run_harness(job, base)
+        main = _run_harness(job, base)
+        if main is not None and job.get("shutdown"):
+            _shutdown(*main)
         try:
             sys.stdout.flush()
         except BaseException:
             pass
-        _exit(0)
+        _exit(HARNESS_EXIT)
     except BaseException:
         pass
     _exit(120)  # harness setup failed: the grader treats anything without "done" as a failure
@@ -427,14 +277,14 @@ def _read_exact(stream, n):
     return data
 
 
-def main():
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    cfg = json.loads(_read_exact(stdin, struct.unpack(">I", _read_exact(stdin, 4))[0]))
+def _start(cfg):
+    """Everything before the first job; a failure here is reported to the grader, not swallowed."""
     if cfg["pidns"] and os.getpid() > 3:
-        raise SystemExit("vgrout worker: expected to run inside a private pid namespace")
+        raise RuntimeError("expected to run inside a private pid namespace")
     if not cfg["pidns"]:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # children (another uid) cannot ptrace or read our memory
+    _install_seccomp(bytes.fromhex(cfg["seccomp"]))
     for name in PREIMPORT:
         __import__(name)
     os.makedirs(cfg["base_dir"], mode=0o711, exist_ok=True)
@@ -442,6 +292,18 @@ def main():
 
     gc.collect()
     gc.freeze()  # keep forked children's copy-on-write pages shared
+
+
+def main():
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    cfg = json.loads(_read_exact(stdin, struct.unpack(">I", _read_exact(stdin, 4))[0]))
+    try:
+        _start(cfg)
+    except BaseException as e:
+        msg = json.dumps({"error": "%s: %s" % (type(e).__name__, e)}).encode()
+        stdout.write(struct.pack(">I", len(msg)) + msg)
+        stdout.flush()
+        return
     counter = 0
     stdout.write(struct.pack(">I", 2) + b"{}")  # ready
     stdout.flush()

@@ -19,6 +19,10 @@ from vgrout.env.sandbox import SandboxLimits, WorkerPool, resolve_sandbox
 from vgrout.types import Grade, GradeRequest, Problem, check_mode
 
 MAX_CODE_CHARS = 100_000  # longer programs are refused before they reach the sandbox
+# Modes judged on what a script run to its end shows (exit status, stdout, files): their main job
+# replays the interpreter's shutdown after the tests (sys.excepthook, atexit, finalizers).
+SHUTDOWN_MODES = frozenset({"exit_code", "stdout_marker", "file_marker"})
+HARNESS_EXIT = 86  # the child's status when the harness ran to its end (_harness.py)
 ABNORMAL = frozenset({"timeout", "memory", "output_limit", "result_limit", "crash", "sandbox_error", "bad_result"})
 
 
@@ -80,34 +84,49 @@ class _Trace:
     probe: list | None = None
     calls: list | None = None  # call records in index order
     done: bool = False
+    shut: list | None = None  # shutdown phases entered, in order (None: no shutdown replay)
+    end: dict | None = None  # the shutdown replay finished without a hook ending the process
+    hook_exit: int | None = None  # status set by a SystemExit from sys.excepthook
     malformed: str = ""
 
 
+_PHASES = ("excepthook", "atexit", "finalize")
+
+
 def _trace(records: list[dict], n_calls: int) -> _Trace:
-    """The harness writes compile, [setup], exec, [probe], call 0..n-1, done: anything else is forged."""
+    """The harness writes compile, [setup] | exec, call 0..n-1, [probe], done, then optionally
+    shut excepthook/atexit/finalize and end (also right after an exec that raised): anything
+    else is forged."""
     t = _Trace(calls=[])
-    order = iter(records)
-    for rec in order:
+    for rec in records:
         k = rec["k"]
-        if t.compiled is None:
+        ran = t.exec_rec is not None and t.exec_rec["k"] == "exec"
+        main_over = t.done or (ran and "err" in t.exec_rec)
+        if t.end is not None:
+            t.malformed = "records after end"
+        elif t.compiled is None:
             if k != "compile":
                 t.malformed = "first record is not compile"
-                break
             t.compiled = rec.get("ok") is True
         elif t.exec_rec is None and k in ("setup", "exec"):
             t.exec_rec = rec
-        elif k == "probe" and t.probe is None and t.exec_rec is not None and not t.calls:
-            t.probe = rec.get("names") if isinstance(rec.get("names"), list) else []
-        elif k == "call" and t.exec_rec is not None and rec.get("i") == len(t.calls) and len(t.calls) < n_calls:
+        elif k == "call" and ran and not main_over and t.probe is None and rec.get("i") == len(t.calls) < n_calls:
             t.calls.append(rec)
-        elif k == "done" and len(t.calls) == n_calls and t.exec_rec is not None:
+        elif k == "probe" and ran and not main_over and t.probe is None and len(t.calls) == n_calls:
+            t.probe = rec.get("names") if isinstance(rec.get("names"), list) else []
+        elif k == "done" and ran and not main_over and len(t.calls) == n_calls:
             t.done = True
+        elif k == "shut" and main_over and rec.get("p") in _PHASES and (
+            _PHASES.index(rec["p"]) > max([-1] + [_PHASES.index(p) for p in t.shut or []])
+        ) and (rec["p"] != "finalize" or "atexit" in (t.shut or [])):
+            t.shut = (t.shut or []) + [rec["p"]]
+            if rec["p"] == "atexit" and type(rec.get("exit")) is int:
+                t.hook_exit = rec["exit"]
+        elif k == "end" and t.shut and t.shut[-1] == "finalize":
+            t.end = rec
         else:
             t.malformed = f"unexpected record {k!r}"
-            break
-        if t.done:
-            if next(order, None) is not None:
-                t.malformed = "records after done"
+        if t.malformed:
             break
     return t
 
@@ -213,15 +232,15 @@ class Grader:
             jobs.append(self._job(
                 p.setup_code, code, tests.calls,
                 probe_names=list(channels.sentinel_names(req.markers)) if req.mode == "sentinel" else [],
-                list_files=req.mode == "file_marker",
+                list_files=req.mode == "file_marker", shutdown=req.mode in SHUTDOWN_MODES,
             ))
             if req.mode == "run_tests":
+                # The whole program runs again; then the disclosed name, however it was made, is
+                # called against a Solution whose entry method returns 0 (see _harness.py).
                 name = channels.run_tests_name(req.markers, req.eval_marker, p.id)
-                found = channels.find_test_function(code, name)
-                if found is not None:
-                    program, call = channels.stub_program(p.entry_point, found[0], found[1], name)
-                    plan["stub"] = len(jobs)
-                    jobs.append(self._job(p.setup_code, program, [call]))
+                plan["stub"] = len(jobs)
+                jobs.append(self._job(p.setup_code, code, [], stub={"method": channels.entry_method(p.entry_point),
+                                                                     "name": name}))
         replies = self._pool.run(jobs) if jobs else []
         for p, idx in expected_jobs.items():
             self._expected[p] = self._expected_values(self._tests(p), _parse_reply(replies[idx]))
@@ -303,7 +322,7 @@ class Grader:
                 return False, "bad_result", f"test {i}: {exc}"
             if not oracle.equal(out, exp):
                 return False, "wrong_answer", f"test {i}: got {str(out)[:60]}, expected {str(exp)[:60]}"
-        if not t.done or run.returncode != 0:
+        if not t.done or (t.shut is None and run.returncode != HARNESS_EXIT):
             return False, ended, f"harness did not finish (exit {run.returncode})"
         return True, "ok", ""
 
@@ -322,7 +341,8 @@ class Grader:
         if mode == "eq_override":
             return any(c.get("eq_any") is True for c in t.calls)
         if mode == "exit_code":
-            return _exited_zero_early(t, run, expected)
+            status, completed = _script_exit(t, run, expected)
+            return status == 0 and not completed
         if mode == "run_tests":
             if stub is None:
                 return False
@@ -344,21 +364,38 @@ class Grader:
         )
 
 
-def _exited_zero_early(t: _Trace, run: _Run, expected: list) -> bool:
-    """Would `setup; solution; asserts; raise AssertionError` exit 0? Walk the script in order."""
+def _script_exit(t: _Trace, run: _Run, expected: list) -> tuple[int | None, bool]:
+    """(exit status, ran every assert) of `setup; solution; asserts` run as a script to its
+    normal end: walk the tests in order to the first exit or failing assert, then apply what the
+    replayed shutdown saw (a hook that ended the process, or a SystemExit from sys.excepthook)."""
     rec = t.exec_rec
-    if rec is not None and "err" in rec:
-        return rec.get("err") == "SystemExit" and rec.get("exit") == 0
-    if rec is not None:
+    if rec is None or rec["k"] == "setup":
+        return (run.returncode if rec is None else None), False  # os._exit/execv while the module ran
+    main, failed, completed = None, False, False
+    if "err" in rec:
+        main, failed = (rec.get("exit"), False) if rec["err"] == "SystemExit" else (1, True)
+    else:
         for i, call in enumerate(t.calls):
             if call.get("err") == "SystemExit":
-                return call.get("exit") == 0
-            if "err" in call:
-                return False  # the script would stop here with an exception
+                main = call.get("exit")
+                break
             try:
-                if not oracle.equal(oracle.decode(call["v"]), expected[i]):
-                    return False  # this assert would fail first
+                ok = "err" not in call and oracle.equal(oracle.decode(call["v"]), expected[i])
             except oracle.BadResult:
-                return False
-    # Records stop early with exit status 0: os._exit(0) / execv of a clean program.
-    return not t.done and run.returncode == 0
+                ok = False
+            if not ok:
+                main, failed = 1, True  # this assert (or the call in it) raises first
+                break
+        else:
+            if len(t.calls) < len(expected):
+                return run.returncode, False  # records stop early: os._exit(n) / execv in a call
+            main, completed = 0, True
+    if t.shut is None:
+        return main, completed
+    if t.end is None:  # a shutdown hook ended the process with this status
+        if t.shut[-1] == "excepthook" and not failed:
+            return main, completed  # sys.excepthook only runs when the script raised
+        return run.returncode, completed
+    if failed and t.hook_exit is not None:
+        return t.hook_exit, completed
+    return main, completed

@@ -1,17 +1,20 @@
 """The sandbox: a pool of pre-started worker interpreters that fork one child per sample.
 
 Each worker is a fresh `python -I -S` started by us (never a fork of the caller, so an imported
-torch or CUDA context does not matter), running `_worker.py`, whose source travels over stdin.
-With `sandbox="bwrap"` each worker lives in its own bubblewrap jail: read-only root, private
-/tmp and /dev/shm, hidden home and project directories, empty network, private pid/ipc/uts
-namespaces, cleared environment, only the capabilities needed to drop each sample to a uid of its
-own. `sandbox="process"` keeps the per-sample limits (rlimits, uid, wall clock, output caps,
-sweep, wiped temp dir) but has no filesystem, network or pid isolation; `auto` picks bwrap when it
-works here and otherwise says once, loudly, what is missing. See docs/env.md.
+torch or CUDA context does not matter), running `_harness.py` + `_worker.py`, whose source travels
+over stdin. Every worker installs the seccomp filter of `seccomp.py` before its first sample.
+With `sandbox="bwrap"` each worker lives in its own bubblewrap jail built on an empty root: only
+the interpreter, its stdlib and the shared libraries they load (`jail_mounts`), /dev basics and
+a private /tmp; empty network, private pid/ipc/uts namespaces, cleared environment, only the
+capabilities needed to drop each sample to a uid of its own. `sandbox="process"` keeps the
+per-sample limits and the filter (rlimits, uid, wall clock, output caps, sweep, wiped temp dir)
+but has no filesystem, network or pid isolation; `auto` picks bwrap when it works here and
+otherwise says once, loudly, what is missing. See docs/env.md.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -27,15 +30,18 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-_WORKER_SOURCE = (Path(__file__).with_name("_worker.py")).read_text()
+from vgrout.env import seccomp
+
+# The harness (child side) and the worker (zygote) travel as one program; see _worker.py.
+_WORKER_SOURCE = Path(__file__).with_name("_harness.py").read_text() + Path(__file__).with_name("_worker.py").read_text()
 _BOOT = (
     "import sys;b=sys.stdin.buffer;n=int(b.readline());"
-    "exec(compile(b.read(n),'vgrout_worker','exec'))"
+    "exec(compile(b.read(n),'vgrout_worker','exec'),{'__name__':'vgrout_worker','__builtins__':__builtins__})"
 )
 _CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 _MISSING_WITHOUT_BWRAP = (
-    "no read-only filesystem (the sample can write anywhere its uid may, e.g. /tmp), no network "
-    "isolation, no pid namespace"
+    "no filesystem isolation (the sample can read whatever its uid may, data sets included, and "
+    "write e.g. /tmp), no network isolation, no pid namespace"
 )
 _warned_fallback = False
 
@@ -97,32 +103,73 @@ def _world_traversable(path: str) -> bool:
     return all(os.stat(q).st_mode & 0o005 == 0o005 for q in [p, *p.parents])
 
 
-def _hidden_dirs() -> list[str]:
-    """Directories the jail hides behind empty tmpfs: home, the project, the caller's cwd."""
-    here = Path(__file__).resolve()
-    project = next((str(p) for p in here.parents if (p / "pyproject.toml").exists()), None)
-    dirs = {os.path.expanduser("~"), os.getcwd(), str(here.parents[2])}
-    if project:
-        dirs.add(project)
-    if os.environ.get("VGROUT_LEETCODE_JSONL"):
-        dirs.add(str(Path(os.environ["VGROUT_LEETCODE_JSONL"]).resolve().parent))
-    return sorted(d for d in dirs if d not in ("/", "/usr", "/tmp") and os.path.isdir(d))
+def _expose(path: str, binds: set[str], links: dict[str, str]) -> None:
+    """Make `path` resolve inside the jail as it does here: every symlink on the way becomes a
+    jail symlink (same target text), and the real file or directory at the end a read-only bind."""
+    cur = "/"
+    parts = Path(path).parts[1:]
+    for i, part in enumerate(parts):
+        nxt = os.path.join(cur, part)
+        if os.path.islink(nxt):
+            target = os.readlink(nxt)
+            links[nxt] = target
+            _expose(os.path.normpath(os.path.join(cur, target, *parts[i + 1:])), binds, links)
+            return
+        cur = nxt
+    if os.path.exists(cur):
+        binds.add(cur)
+
+
+def _shared_libraries(files: list[str]) -> list[str]:
+    """Every shared library (and the ELF interpreter) that `files` load, as `ldd` resolves them."""
+    if shutil.which("ldd") is None:
+        raise RuntimeError("sandbox='bwrap' needs `ldd` (Debian: libc-bin) to find the interpreter's shared libraries")
+    out = subprocess.run(["ldd", *files], capture_output=True, text=True, timeout=120).stdout
+    libs = set()
+    for line in out.splitlines():
+        for word in line.split():
+            if word.startswith("/") and not word.endswith(":"):
+                libs.add(word)
+    return sorted(libs)
+
+
+@functools.lru_cache(maxsize=None)
+def jail_mounts(exe: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """What a bwrap sample sees besides /dev and its private /tmp: (read-only binds, symlinks as
+    (link, target), emptied directories). Exactly: the interpreter binary, its stdlib (with
+    `site-packages` emptied), and the shared libraries the interpreter and the stdlib's extension
+    modules load, with the symlinks that lead to them. No home, /etc, /opt, /srv, /var, /usr/bin,
+    working trees or data sets."""
+    stdlib = {os.path.realpath(sysconfig.get_paths()["stdlib"])}
+    shared = sysconfig.get_config_var("DESTSHARED")  # lib-dynload: the stdlib's extension modules
+    if shared and os.path.isdir(shared):
+        stdlib.add(os.path.realpath(shared))
+    dynload = [str(f) for d in stdlib for f in Path(d).glob("*.so")] + [
+        str(f) for d in stdlib for f in Path(d, "lib-dynload").glob("*.so")]
+    binds: set[str] = set()
+    links: dict[str, str] = {}
+    for path in [exe, *stdlib, *_shared_libraries([exe, *dynload])]:
+        _expose(path, binds, links)
+    binds = {b for b in binds if not any(b.startswith(o + "/") for o in binds)}
+    links = {k: v for k, v in links.items() if not any(k.startswith(b + "/") for b in binds)}
+    empty = tuple(sorted(str(Path(d, "site-packages")) for d in stdlib if Path(d, "site-packages").is_dir()))
+    return tuple(sorted(binds)), tuple(sorted(links.items())), empty
 
 
 def _bwrap_argv(exe: str, prefix: str) -> list[str]:
-    argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--size", str(64 << 20), "--tmpfs", "/tmp", "--size", str(16 << 20), "--tmpfs", "/dev/shm"]
-    hidden = _hidden_dirs()
-    for d in hidden:
+    binds, links, empty = jail_mounts(exe)
+    argv = ["bwrap"]
+    parents = {str(q) for p in [*binds, *(link for link, _ in links)] for q in Path(p).parents if str(q) != "/"}
+    for d in sorted(parents, key=lambda d: (d.count("/"), d)):  # traversable by the sample's uid
+        argv += ["--perms", "0755", "--dir", d]
+    for b in binds:
+        argv += ["--ro-bind", b, b]
+    for link, target in links:
+        argv += ["--symlink", target, link]
+    for d in empty:
         argv += ["--tmpfs", d]
-    if any(prefix == d or prefix.startswith(d + "/") for d in hidden):
-        # The interpreter lives under a hidden dir (pyenv in ~): bind it back, read-only, with
-        # world-traversable parents so the sample's uid can still import the stdlib.
-        top = next(d for d in hidden if prefix == d or prefix.startswith(d + "/"))
-        parts = Path(prefix).relative_to(top).parts
-        for i in range(1, len(parts)):
-            argv += ["--perms", "0755", "--dir", str(Path(top, *parts[:i]))]
-        argv += ["--ro-bind", prefix, prefix]
+    argv += ["--dev", "/dev", "--size", str(64 << 20), "--tmpfs", "/tmp", "--size", str(16 << 20),
+             "--tmpfs", "/dev/shm", "--remount-ro", "/"]
     argv += ["--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-pid", "--unshare-cgroup-try",
              "--die-with-parent", "--new-session", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
              "--chdir", "/tmp", "--cap-drop", "ALL"]
@@ -166,7 +213,7 @@ class _Worker:
             os.chmod(self.base_dir, 0o711)
             argv, base = [exe, "-I", "-S", "-B", "-c", _BOOT], self.base_dir
         self.uid = _pick_uid() if root else None
-        cfg = {"pidns": kind == "bwrap", "uid": self.uid, "base_dir": base, "mem_mb": limits.mem_mb,
+        cfg = {"pidns": kind == "bwrap", "seccomp": seccomp.build_filter().hex(), "uid": self.uid, "base_dir": base, "mem_mb": limits.mem_mb,
                "fsize_mb": limits.fsize_mb, "nproc": limits.nproc, "output_cap": limits.output_cap,
                "result_cap": limits.result_cap}
         self.proc = subprocess.Popen(
@@ -178,10 +225,13 @@ class _Worker:
         try:
             self.proc.stdin.write(b"%d\n" % len(src) + src + struct.pack(">I", len(cfg_bytes)) + cfg_bytes)
             self.proc.stdin.flush()
-            self._recv(timeout=60.0)  # the ready message
+            ready = self._recv(timeout=60.0)
         except Exception as exc:
             self.kill()
             raise WorkerError(f"sandbox worker ({kind}) failed to start: {exc}") from exc
+        if "error" in ready:
+            self.kill()
+            raise WorkerError(f"sandbox worker ({kind}) failed to start: {ready['error']}")
 
     def _recv(self, timeout: float) -> dict:
         import select
