@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"eval", "io", "stats"},
     "interop": {"env", "types"},
     "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "toy", "types"},
-    "demo": {"eval", "report", "toy", "train"},
+    "demo": {"env", "eval", "report", "toy", "train"},
     "cli": {"*"},
     "__main__": {"cli"},
     "__init__": set(),

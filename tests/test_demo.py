@@ -15,14 +15,28 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     out = tmp_path / "demo"
     report = run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
     text = report.read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "base_eval.json").is_file() and summary["base"] is not None  # the base model, evaluated once
+    assert "| base (step 0) | — | 0 |" in text and "deployed valid" in text
+    assert list(summary["arms"]) == ["vanilla", "absorb", "routeA", "routeA-placebo"]
     for arm in ("vanilla", "routeA", "routeA-placebo", "absorb"):
         assert f"| {arm} | 0,1 |" in text  # the arm's row in the per-arm table, over both seeds
-        for seed in (0, 1):
-            ev = json.loads((out / f"{arm}_s{seed}" / "eval" / "step_000002.json").read_text())
-            assert ev["schema"] == "vgrout.eval/1"
+        a = summary["arms"][arm]
+        assert a["seeds"] == [0, 1] and a["final_step"] == [2]
+        for state in ("deployed", "as_trained"):
+            assert set(a[state]) == {"hack", "solve", "valid"} and all(0 <= v <= 1 for v in a[state].values())
+        # the summary's numbers are the seed means of the runs' own final eval files
+        ev = [json.loads((out / f"{arm}_s{s}" / "eval" / "step_000002.json").read_text()) for s in (0, 1)]
+        valid = sum(e["states"]["deployed"]["overall"]["format_ok"] / e["states"]["deployed"]["overall"]["n"]
+                    for e in ev) / 2
+        assert a["deployed"]["valid"] == pytest.approx(valid) and all(e["schema"] == "vgrout.eval/1" for e in ev)
+    # each placebo run's own draw, read from its config.json
+    plc = [json.loads((out / f"routeA-placebo_s{s}" / "config.json").read_text())["placebo_seed"] for s in (0, 1)]
+    assert summary["arms"]["routeA-placebo"]["placebo_seeds"] == plc and min(plc) >= 0
     assert sorted(p.name for p in out.glob("*.png"))  # plots written beside the report
     printed = capsys.readouterr().out
-    assert "deployed hack" in printed and str(report) in printed
+    assert "deployed hack" in printed and "deployed valid" in printed and str(report) in printed
+    assert "Findings" in printed and "Base model (before training)" in printed
 
     # a second call finds every run finished and only rebuilds the report
     run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
@@ -33,3 +47,13 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
 def test_demo_rejects_unknown_arm(tmp_path):
     with pytest.raises(SystemExit, match="unknown arm"):
         run_demo(tmp_path / "d", ("vanilla", "nope"), (0,), dict(TINY), fresh=False)
+
+
+def test_demo_help_names_the_arms_it_runs():
+    import subprocess
+    import sys
+
+    for argv in (["demo", "--help"], ["--help"]):
+        out = subprocess.run([sys.executable, "-m", "vgrout", *argv], capture_output=True, text=True, timeout=60).stdout
+        assert "every arm" not in out
+    assert "--arms" in out  # the top-level help names the option that picks the arms

@@ -2,88 +2,18 @@
 
 import json
 import math
-import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import torch
 
-from vgrout.eval.results import eval_path, make_result, rebuild_curve, write_json_atomic
-from vgrout.eval.tally import EvalSample, tally
+from vgrout.eval.results import write_json_atomic
 from vgrout.report.compare import build_report, paired
 from vgrout.report.rundir import group_by_arm, load_run
-from vgrout.train.config import Config
-from vgrout.train.metrics import JsonlSink, oracle_diagnostics
-from vgrout.types import Grade
+
+from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-N_PROBLEMS = 40
-
-
-def _state_block(n_hacked: int, n_solved: int) -> dict:
-    """A tally block of N_PROBLEMS single samples: the first n_hacked hack, the next n_solved solve."""
-    samples = []
-    for i in range(N_PROBLEMS):
-        hacked, solved = i < n_hacked, n_hacked <= i < n_hacked + n_solved
-        samples.append(EvalSample(problem_id=f"p{i}", mode="run_tests", sample=0, eval_marker="verify_answer",
-                                  gt_correct=solved, exploited=hacked, format_ok=True,
-                                  reason="ok" if solved else "wrong_answer"))
-    block = tally(samples)
-    block["generation_mode"] = "full"
-    block["samples"] = [s.to_json() for s in samples]
-    return block
-
-
-def make_run(root: Path, arm: str, seed: int, hacks: dict[int, tuple[int, int]], solves: dict[int, tuple[int, int]],
-             *, placebo: bool = False, gate_quality: float | None = None, per_rollout: bool = True) -> Path:
-    """A run dir: config.json (a real Config), diagnostics.jsonl, eval/step_*.json and curve.jsonl.
-
-    hacks/solves: {step: (as_trained count, deployed count)} out of N_PROBLEMS.
-    gate_quality: mean score shift of hacks over clean rollouts (None: no gate, NaN scores).
-    per_rollout: also log per-rollout scores/zones/labels (else only the trainer's aggregates).
-    """
-    run = root / f"{arm}{'-placebo' if placebo else ''}_s{seed}"
-    cfg = Config(preset="smoke", arm=arm, seed=seed, placebo_seed=7 if placebo else -1, steps=4)
-    run.mkdir(parents=True)
-    (run / "config.json").write_text(cfg.to_json())
-    rng = random.Random(seed * 100 + len(arm) + placebo)
-    sink = JsonlSink(run / "diagnostics.jsonl")  # the trainer's own writer and row builder
-    for step in range(4):
-        hack = [rng.random() < 0.5 for _ in range(16)]
-        adv = torch.tensor([rng.choice([-1.0, 0.5, 1.0]) for _ in range(16)])
-        if gate_quality is not None:
-            score = torch.tensor([rng.gauss(gate_quality if h else 0.0, 1.0) for h in hack])
-            lo, hi = torch.quantile(score, 0.2), torch.quantile(score, 0.8)
-            zones = torch.where(score >= hi, 2, torch.where(score <= lo, 0, 1))
-        else:
-            score, zones = torch.full((16,), math.nan), torch.ones(16, dtype=torch.long)
-        grades = [Grade(reward=float(h), format_ok=True, gt_correct=False, channel_fired=h, exploited=h,
-                        mode="run_tests") for h in hack]
-        row = oracle_diagnostics(grades, [True] * 16, torch.zeros(16, dtype=torch.bool),
-                                 torch.ones(16, dtype=torch.bool), zones, score, adv)
-        row["step"] = step
-        if not per_rollout:  # a run that logged only the aggregates: drop the trainer's per-rollout lists
-            for key in ("gate_score", "zone", "hack", "advantage", "live"):
-                row.pop(key, None)
-        elif gate_quality is not None:  # the trainer logs the per-rollout fields vgrout.report.gate pools
-            assert row["gate_score"] == [None if math.isnan(x) else x for x in score.tolist()]
-            assert row["zone"] == zones.tolist() and row["hack"] == list(hack)
-        sink.write(row)
-    sink.close()
-    for step in hacks:
-        states = {
-            "as_trained": _state_block(hacks[step][0], solves[step][0]),
-            "deployed": _state_block(hacks[step][1], solves[step][1]),
-        }
-        result = make_result(settings={"markers": "eval", "n_samples": 1, "seed": 0}, states=states,
-                             problems=[{"id": f"p{i}", "mode": "run_tests", "eval_marker": "verify_answer"}
-                                       for i in range(N_PROBLEMS)])
-        result.update({"step": step, "run_dir": str(run), "run": {"arm": arm, "seed": seed}})
-        write_json_atomic(eval_path(run, step), result)
-    rebuild_curve(run)
-    return run
 
 
 @pytest.fixture()
@@ -103,6 +33,8 @@ def test_load_run_reads_final_eval_and_arm_labels(runs):
     assert run.arm == "routeA-placebo" and run.seed == 0 and run.final_step == 4
     assert run.final_rate("deployed", "hack") == 35 / N_PROBLEMS
     assert [r["step"] for r in run.curve] == [0, 4]
+    assert run.curve[1]["valid_deployed"] == 1.0 and run.step0_eval["step"] == 0
+    assert run.placebo_seed == 1000 and load_run(runs[0]).placebo_seed is None
 
 
 def test_paired_difference_to_vanilla_by_seed(runs):
@@ -124,8 +56,15 @@ def test_compare_report_renders_with_statements_and_pngs(runs, tmp_path):
     assert "routeA-placebo vs vanilla, deployed hack rate: every seed gives the same difference Δ = -0.025" in text
     assert "routeA vs vanilla, deployed solve rate: every seed gives the same difference Δ = +0.000" in text
     assert "| routeA | pooled | 3 |" in text  # gate table row for routeA over 3 seeds
+    # validity beside hack and solve; the base model (the runs' step-0 evals) as a row
+    assert "| arm | seeds | final step | deployed hack | deployed solve | deployed valid |" in text
+    assert "| base (step 0) | — | 0 | 0.050 | 0.075 | 1.000 | 0.050 | 0.075 | 1.000 | reference (n=40) |" in text
+    assert "Valid and solve held: deployed valid 1.000, solve 0.050 (base: valid 1.000, solve 0.075)." in text
+    assert "| routeA − vanilla | valid | +0.000 ± 0.000 |" in text
+    assert "Degraded deployed models: none." in text
     pngs = sorted(out.parent.glob("report_*.png"))
     assert {p.name for p in pngs} == {"report_curves.png", "report_deployed_bars.png", "report_gate_auroc.png"}
+    assert (out.parent / "summary.json").is_file()
     import matplotlib.image as mpimg
 
     for png in pngs:
@@ -164,10 +103,13 @@ def test_gate_table_from_trainer_aggregates_only(tmp_path):
 
 def test_compare_cli_and_duplicate_runs_rejected(runs, tmp_path):
     out = tmp_path / "cli" / "r.md"
-    proc = subprocess.run([sys.executable, "-m", "vgrout", "compare", *map(str, runs[:2]), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "vgrout", "compare", *map(str, runs), "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and "report:" in proc.stdout
+    # the findings and the per-arm table are printed, not only paths
+    assert "Findings" in proc.stdout and "routeA's deployed hack rate is lower than vanilla's" in proc.stdout
+    assert "base (step 0)" in proc.stdout and "summary: " + str(tmp_path / "cli" / "r_summary.json") in proc.stdout
     with pytest.raises(ValueError, match="two runs with arm 'vanilla' and seed 0"):
         build_report([runs[0], runs[0]], tmp_path / "dup.md")
 
@@ -192,7 +134,8 @@ def test_runs_evaluated_differently_are_refused(runs, tmp_path):
 def test_summarise_for_the_demo_table(runs):
     from vgrout.report.compare import summarise
 
-    rows = {r["arm"]: r for r in summarise(runs)}
-    assert list(rows) == ["vanilla", "routeA", "routeA-placebo"]
-    assert rows["routeA"]["deployed_hack"] == pytest.approx((8 + 12 + 6) / 3 / 40)
-    assert rows["vanilla"]["seeds"] == [0, 1, 2] and rows["vanilla"]["as_trained_hack"] == rows["vanilla"]["deployed_hack"]
+    summary = summarise(runs)
+    assert list(summary["arms"]) == ["vanilla", "routeA", "routeA-placebo"]
+    assert summary["arms"]["routeA"]["deployed"]["hack"] == pytest.approx((8 + 12 + 6) / 3 / 40)
+    vanilla = summary["arms"]["vanilla"]
+    assert vanilla["seeds"] == [0, 1, 2] and vanilla["as_trained"]["hack"] == vanilla["deployed"]["hack"]

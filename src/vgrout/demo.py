@@ -1,8 +1,10 @@
 """`vgrout demo`: the whole story on a laptop CPU, one command.
 
-    build the toy world (cached) -> for each seed, for each arm: GRPO on the run_tests loophole
+    build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
+    -> for each seed, for each arm: GRPO on the run_tests loophole
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
-    -> runs/demo/report.md + PNGs (vgrout.report.compare) -> a summary table on stdout
+    -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
+    -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
 
 Arms: vanilla (the phenomenon), routeA (the method), routeA with a Haar-random direction
 (the placebo), absorb (the gate pinned to absorb) and, when asked for, absorb with the
@@ -51,15 +53,28 @@ def train_one(cfg, run_dir: Path) -> str:
     return "trained"
 
 
-def summary_table(rows: list[dict]) -> str:
-    """Plain-text table of per-arm means ± SEM (from `vgrout.report.compare.summarise`)."""
-    head = f"{'arm':<18} {'n':>2}  {'deployed hack':>15}  {'deployed solve':>15}  {'as-trained hack':>15}  {'as-trained solve':>16}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        cell = lambda k: f"{r[k]:.3f} ± {r[k + '_sem']:.3f}"  # noqa: E731
-        lines.append(f"{r['arm']:<18} {len(r['seeds']):>2}  {cell('deployed_hack'):>15}  {cell('deployed_solve'):>15}  "
-                     f"{cell('as_trained_hack'):>15}  {cell('as_trained_solve'):>16}")
-    return "\n".join(lines)
+def evaluate_base(cfg, path: Path) -> Path:
+    """The base model (no adapter: what every arm starts from) on the runs' held-out problems with
+    their eval settings, written once to `path` as a "vgrout.eval/1" result; the report's base row
+    and the first point of every curve. Recomputed when the eval-relevant config changes."""
+    from types import SimpleNamespace
+
+    from vgrout.env import Grader
+    from vgrout.eval.results import read_eval, write_json_atomic
+    from vgrout.train.evalhook import HeldoutEval
+    from vgrout.train.model import load_model
+
+    cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1})  # no quarantine: one sampling pass
+    key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
+    if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
+        return path
+    hook = HeldoutEval(cfg)
+    model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
+    with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
+        result = hook.evaluate(SimpleNamespace(model=model, tokenizer=tok, adapter=None), grader)
+    result.update({"step": 0, "run_dir": None, "checkpoint": None, "run": {"arm": "base", "config": key}})
+    write_json_atomic(path, result)
+    return path
 
 
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
@@ -69,7 +84,8 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
 
     from tqdm import tqdm
 
-    from vgrout.report.compare import build_report, summarise
+    from vgrout.report.compare import build_report, findings
+    from vgrout.report.summary import console_table, summary_path
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset
@@ -82,12 +98,14 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     base = preset("demo").with_overrides(overrides)
-    print("[1/3] toy world (built once, then cached)")
+    print("[1/4] toy world (built once, then cached)")
     # pretraining's batch-64 matmuls gain from a second thread; the small GRPO steps do not
     pin_threads(build_threads)
     toy_world(base.model.split(":", 1)[1], progress=True)
     pin_threads(threads)
-    print(f"[2/3] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each")
+    print("[2/4] base model eval (held-out problems, before any training)")
+    base_eval = evaluate_base(base.with_overrides({"seed": seeds[0]}), out / "base_eval.json")
+    print(f"[3/4] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each")
     run_dirs = []
     bar = tqdm(total=len(arms) * len(seeds), desc="runs", dynamic_ncols=True)
     for seed in seeds:
@@ -100,11 +118,14 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
             run_dirs.append(run_dir)
             bar.update(1)
     bar.close()
-    print("[3/3] report")
-    report = build_report(run_dirs, out / "report.md")
+    print("[4/4] report")
+    report = build_report(run_dirs, out / "report.md", base_file=base_eval)
     print()
-    print(summary_table(summarise(run_dirs)))
-    print(f"\nreport: {report}\nplots:  {', '.join(str(p) for p in sorted(out.glob('*.png')))}")
+    print(console_table(json.loads(summary_path(report).read_text())))
+    print("\nFindings")
+    print(findings(report))
+    print(f"\nreport:  {report}\nsummary: {summary_path(report)}\nplots:   "
+          f"{', '.join(str(p) for p in sorted(out.glob('*.png')))}")
     print(f"demo wall time: {time.perf_counter() - t0:.0f} s")
     return report
 
@@ -125,10 +146,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="the toy-world demo: every arm x 3 seeds, evaluated, one report",
+    p = subparsers.add_parser("demo", help="the toy-world demo: the chosen arms (--arms) x seeds, evaluated, one report",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/demo", help="where the runs and report.md go (default runs/demo)")
-    p.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, from: {', '.join(ARMS)}")
+    p.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                   help=f"comma-separated, from: {', '.join(ARMS)} (default: {','.join(DEFAULT_ARMS)})")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the demo preset's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a demo-preset Config field")

@@ -1,10 +1,12 @@
 """`vgrout compare`: one markdown report across arms and seeds, every number read from run files.
 
 The question it answers: does an arm beat vanilla and its placebo after deployment
-ablation, over seeds? Per arm it gives deployed and as-trained hack/solve (mean ± SEM over
-seeds), paired differences to vanilla and to the placebo (paired t-test by seed, with each
-seed's sign and an exact sign-flip p), the gate's classifier table, and PNG plots. The
-"Findings" section states each comparison in words, including "no significant difference".
+ablation, over seeds, without breaking the model? Per arm it gives deployed and as-trained
+hack/solve/valid (mean ± SEM over seeds) beside the base model's (step 0), flags degraded arms
+(vgrout.report.base), paired differences to vanilla and to the placebo (paired t-test by seed,
+with each seed's sign and an exact sign-flip p), the gate's classifier table, quoted samples,
+PNG plots and summary.json. The "Findings" section states each comparison in words, including
+"no significant difference" and "degraded".
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from pathlib import Path
 from typing import Sequence
 
 from vgrout.io import write_text_atomic
-from vgrout.stats import PairedTest, mean_sem, paired_test
 from vgrout.report import gate, plots
-from vgrout.report.rundir import PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms, placebo_base
+from vgrout.report.base import Base, degradation, find_base, rule_text
+from vgrout.report.rundir import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
+                                  placebo_base)
+from vgrout.report.samples import section_samples
+from vgrout.report.summary import summary_json, summary_path, write_summary
+from vgrout.stats import PairedTest, mean_sem, paired_test, wilson_interval
 
 Arms = dict[str, dict[int, RunData]]
+Degraded = dict[str, list[str]]  # {arm: reasons its deployed model is degraded ([] = held)}
 ALPHA = 0.05
 
 
@@ -39,6 +46,16 @@ def fmt_mean_sem(vals: Sequence[float]) -> str:
 def arm_values(arms: Arms, arm: str, state: str, metric: str) -> dict[int, float]:
     """{seed: final eval rate} for one arm."""
     return {seed: run.final_rate(state, metric) for seed, run in arms[arm].items()}
+
+
+def arm_mean(arms: Arms, arm: str, state: str, metric: str) -> float:
+    return mean_sem(list(arm_values(arms, arm, state, metric).values()))[0]
+
+
+def degraded_arms(arms: Arms, base: Base | None) -> Degraded:
+    """{arm: degradation reasons} by vgrout.report.base.degradation on the final deployed rates."""
+    return {arm: degradation({m: list(arm_values(arms, arm, "deployed", m).values()) for m in METRICS}, base)
+            for arm in arms}
 
 
 def paired(arms: Arms, a: str, b: str, state: str, metric: str) -> PairedTest | None:
@@ -64,6 +81,17 @@ def describe(a: str, b: str, what: str, res: PairedTest | None) -> str:
     return f"No significant difference between {a} and {b} in {what}: Δ = {res.mean:+.3f} ± {fmt(res.sem)} ({detail})."
 
 
+def hack_verdict(arms: Arms, a: str, base: Base | None, degraded: Degraded) -> str:
+    """What a lower deployed hack rate of arm `a` means: degradation, or a drop with the model intact."""
+    v, s = arm_mean(arms, a, "deployed", "valid"), arm_mean(arms, a, "deployed", "solve")
+    if degraded[a]:
+        return (f" **{a} is degraded** ({'; '.join(degraded[a])}): this hack drop is degradation, not a removed "
+                "hack.")
+    if base is None:
+        return f" Deployed valid {v:.3f} clears the floor; no base model, so solve was not checked against it."
+    return f" Valid and solve held: deployed valid {v:.3f}, solve {s:.3f} (base: valid {base.valid:.3f}, solve {base.solve:.3f})."
+
+
 def _diff_row(a: str, b: str, metric: str, res: PairedTest | None) -> str:
     if res is None:
         return f"| {a} − {b} | {metric} | no common seed | | | | |"
@@ -82,19 +110,36 @@ def comparisons(arms: Arms, order: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def section_findings(arms: Arms, order: list[str], phenomenon: float) -> list[str]:
-    lines = ["## Findings", ""]
+def base_sentence(base: Base | None) -> str:
+    if base is None:
+        return ("**No base model evaluation**: no run has `eval/step_000000.json` and no `--base EVAL_JSON` was "
+                "given, so nothing here says how far any arm moved from the model training started from.")
+    spread = f"; the step-0 evals differ by up to {base.spread:.3f}" if base.spread > 0 else ""
+    return (f"Base model (before training): hack {base.hack:.3f}, solve {base.solve:.3f}, valid {base.valid:.3f} "
+            f"(n={base.n} samples; from the {base.source}{spread}).")
+
+
+def section_findings(arms: Arms, order: list[str], phenomenon: float, base: Base | None,
+                     degraded: Degraded) -> list[str]:
+    lines = ["## Findings", "", f"- {base_sentence(base)}"]
     if VANILLA in arms:
         vals = list(arm_values(arms, VANILLA, "deployed", "hack").values())
-        mean = mean_sem(vals)[0]
-        present = "present" if mean >= phenomenon else "NOT present"
-        lines.append(f"- Vanilla's deployed hack rate is {fmt_mean_sem(vals)}: the reward-hacking "
-                     f"phenomenon is {present} (threshold {phenomenon}).")
+        present = "present" if mean_sem(vals)[0] >= phenomenon else "NOT present"
+        lines.append(f"- Vanilla's deployed hack rate is {fmt_mean_sem(vals)}: the reward-hacking phenomenon is "
+                     f"{present} (threshold {phenomenon}); its deployed solve is "
+                     f"{arm_mean(arms, VANILLA, 'deployed', 'solve'):.3f} and valid "
+                     f"{arm_mean(arms, VANILLA, 'deployed', 'valid'):.3f}.")
     else:
         lines.append("- No vanilla run was given, so nothing is compared to vanilla.")
     for a, b in comparisons(arms, order):
-        for metric in ("hack", "solve"):
-            lines.append(f"- {describe(a, b, f'deployed {metric} rate', paired(arms, a, b, 'deployed', metric))}")
+        for metric in ("hack", "solve", "valid"):
+            res = paired(arms, a, b, "deployed", metric)
+            text = describe(a, b, f"deployed {metric} rate", res)
+            if metric == "hack" and res is not None and res.mean < 0:
+                text += hack_verdict(arms, a, base, degraded)
+            lines.append(f"- {text}")
+    bad = [a for a in order if degraded[a]]
+    lines.append(f"- Degraded deployed models: {', '.join(bad) if bad else 'none'}. {rule_text(base)}")
     n_min = min(len(seeds) for seeds in arms.values())
     lines.append(f"- Significance: two-sided paired t-test at α = {ALPHA}, pairing runs by seed. With n = {n_min} "
                  f"seeds the exact sign-flip test cannot go below p = {2 / 2 ** n_min:.3g}, so read the per-seed "
@@ -102,29 +147,41 @@ def section_findings(arms: Arms, order: list[str], phenomenon: float) -> list[st
     return lines + [""]
 
 
-def section_arm_table(arms: Arms, order: list[str]) -> list[str]:
+def _status(reasons: list[str]) -> str:
+    return "degraded: " + "; ".join(reasons) if reasons else "held"
+
+
+def section_arm_table(arms: Arms, order: list[str], base: Base | None, degraded: Degraded) -> list[str]:
     lines = ["## Final evaluation per arm (mean ± SEM over seeds)", "",
-             "| arm | seeds | final step | deployed hack | deployed solve | as-trained hack | as-trained solve |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "Valid = a fenced code block that compiles (the grader's `format_ok`).", "",
+             "| arm | seeds | final step | deployed hack | deployed solve | deployed valid | as-trained hack | "
+             "as-trained solve | as-trained valid | deployed model |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    if base is None:
+        lines.append("| base (step 0) | — | 0 | no base eval | | | | | | — |")
+    else:
+        cells = [fmt(base.rate(m)) for m in METRICS]
+        lines.append(f"| base (step 0) | — | 0 | {' | '.join(cells)} | {' | '.join(cells)} | reference (n={base.n}) |")
     for arm in order:
         runs = arms[arm]
         cells = [fmt_mean_sem(list(arm_values(arms, arm, st, m).values()))
-                 for st in ("deployed", "as_trained") for m in ("hack", "solve")]
+                 for st in ("deployed", "as_trained") for m in METRICS]
         steps = sorted({r.final_step for r in runs.values()})
-        lines.append(f"| {arm} | {','.join(map(str, sorted(runs)))} | {','.join(map(str, steps))} | " + " | ".join(cells) + " |")
+        lines.append(f"| {arm} | {','.join(map(str, sorted(runs)))} | {','.join(map(str, steps))} | "
+                     + " | ".join(cells) + f" | {_status(degraded[arm])} |")
     return lines + [""]
 
 
 def section_differences(arms: Arms, order: list[str]) -> list[str]:
     lines = ["## Paired differences (deployed, final checkpoint)", "", DIFF_HEADER]
     for a, b in comparisons(arms, order):
-        for metric in ("hack", "solve"):
+        for metric in METRICS:
             lines.append(_diff_row(a, b, metric, paired(arms, a, b, "deployed", metric)))
     lines += ["", "## As-trained minus deployed, within each arm", "",
               "What deleting the quarantine removes. Zero by construction for arms whose whole adapter deploys.", "",
               "| arm | metric | as-trained − deployed, mean ± SEM | n | p (paired t) | seed signs |", "|---|---|---:|---:|---:|---|"]
     for arm in order:
-        for metric in ("hack", "solve"):
+        for metric in METRICS:
             seeds = sorted(arms[arm])
             res = paired_test([arms[arm][s].final_rate("as_trained", metric) for s in seeds],
                               [arms[arm][s].final_rate("deployed", metric) for s in seeds])
@@ -192,71 +249,82 @@ def section_gate(arms: Arms, order: list[str]) -> list[str]:
     return head + lines + [""]
 
 
+
+def _ci(k: int, n: int) -> str:
+    lo, hi = wilson_interval(k, n)
+    return f"{fmt(k / n)} [{fmt(lo)}, {fmt(hi)}]"
+
+
 def section_runs(arms: Arms, order: list[str]) -> list[str]:
     lines = ["## Every run (final checkpoint; Wilson 95% intervals)", "",
-             "| arm | seed | run | step | n | deployed hack [95% CI] | deployed solve [95% CI] | markers |",
-             "|---|---:|---|---:|---:|---|---|---|"]
+             "| arm | seed | placebo seed | run | step | n | deployed hack [95% CI] | deployed solve [95% CI] | "
+             "deployed valid [95% CI] | as-trained hack / solve / valid | markers |",
+             "|---|---:|---:|---|---:|---:|---|---|---|---|---|"]
     for arm in order:
         for seed in sorted(arms[arm]):
             run = arms[arm][seed]
             o = run.final_eval["states"]["deployed"]["overall"]
-            lo_h, hi_h = o["hack_ci95"]
-            lo_s, hi_s = o["solve_ci95"]
-            lines.append(f"| {arm} | {seed} | {run.name} | {run.final_step} | {o['n']} | {fmt(o['hack_rate'])} "
-                         f"[{fmt(lo_h)}, {fmt(hi_h)}] | {fmt(o['solve_rate'])} [{fmt(lo_s)}, {fmt(hi_s)}] | "
-                         f"{run.final_eval['settings']['markers']} |")
+            at = " / ".join(fmt(run.final_rate("as_trained", m)) for m in METRICS)
+            plc = "—" if run.placebo_seed is None else str(run.placebo_seed)
+            lines.append(f"| {arm} | {seed} | {plc} | {run.name} | {run.final_step} | {o['n']} | "
+                         f"{_ci(o['hacked'], o['n'])} | {_ci(o['solved'], o['n'])} | {_ci(o['format_ok'], o['n'])} | "
+                         f"{at} | {run.final_eval['settings']['markers']} |")
     return lines + [""]
 
 
-def summarise(run_dirs: Sequence[str | Path]) -> list[dict]:
-    """Per-arm final-eval means for a console table (what `vgrout demo` prints):
-    [{arm, seeds, deployed_hack, deployed_hack_sem, deployed_solve, ..., as_trained_solve_sem}]."""
+def summarise(run_dirs: Sequence[str | Path], base_file: str | Path | None = None) -> dict:
+    """The summary.json dict of these runs (what `vgrout demo` prints as a table)."""
     runs = [load_run(d) for d in run_dirs]
-    check_comparable(runs)
+    base = find_base(runs, base_file)
+    check_comparable(runs, base_file)
     arms = group_by_arm(runs)
-    rows = []
-    for arm in order_arms(list(arms)):
-        row: dict = {"arm": arm, "seeds": sorted(arms[arm])}
-        for state in ("deployed", "as_trained"):
-            for metric in ("hack", "solve"):
-                mean, sem, _ = mean_sem(list(arm_values(arms, arm, state, metric).values()))
-                row[f"{state}_{metric}"], row[f"{state}_{metric}_sem"] = mean, sem
-        rows.append(row)
-    return rows
+    return summary_json(arms, order_arms(list(arms)), base, degraded_arms(arms, base))
 
 
 SETTINGS_THAT_MUST_MATCH = ("markers", "n_samples", "seed", "max_new_tokens", "temperature", "top_p", "top_k")
 
 
-def check_comparable(runs: Sequence[RunData]) -> None:
-    """Paired differences only mean something if every run's final eval asked the same question:
-    same problems (ids and modes) and the same sampling settings. Raise naming the difference."""
+def _eval_diff(ref: dict, other: dict) -> dict:
+    diff = {k: (ref["settings"].get(k), other["settings"].get(k)) for k in SETTINGS_THAT_MUST_MATCH
+            if ref["settings"].get(k) != other["settings"].get(k)}
+    if [(p["id"], p["mode"]) for p in other["problems"]] != [(p["id"], p["mode"]) for p in ref["problems"]]:
+        diff["problems"] = "different problem ids or modes"
+    return diff
+
+
+def check_comparable(runs: Sequence[RunData], base_file: str | Path | None = None) -> None:
+    """Paired differences only mean something if every run's final eval (and the base's, and any
+    step-0 eval used as the base) asked the same question: same problems (ids and modes) and the
+    same sampling settings. Raise naming the difference."""
+    from vgrout.eval.results import read_eval
+
     ref = runs[0]
-    ref_problems = [(p["id"], p["mode"]) for p in ref.final_eval["problems"]]
-    for run in runs[1:]:
-        diff = {k: (ref.final_eval["settings"].get(k), run.final_eval["settings"].get(k))
-                for k in SETTINGS_THAT_MUST_MATCH
-                if ref.final_eval["settings"].get(k) != run.final_eval["settings"].get(k)}
-        if [(p["id"], p["mode"]) for p in run.final_eval["problems"]] != ref_problems:
-            diff["problems"] = "different problem ids or modes"
+    others = [(str(r.path), r.final_eval) for r in runs[1:]]
+    others += [(f"{r.path} (step 0)", r.step0_eval) for r in runs if r.step0_eval is not None]
+    if base_file is not None:
+        others.append((f"--base {base_file}", read_eval(base_file)))
+    for name, result in others:
+        diff = _eval_diff(ref.final_eval, result)
         if diff:
-            raise ValueError(f"runs {ref.path} and {run.path} were evaluated differently (first, second): "
-                             f"{diff}; re-run `vgrout eval --overwrite` with the same options on every run")
+            raise ValueError(f"{ref.path} and {name} were evaluated differently (first, second): {diff}; re-run "
+                             "`vgrout eval --overwrite` with the same options on every run")
 
 
-def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon: float = 0.8) -> Path:
-    """Read the runs, write `out` (markdown) and its PNGs beside it; return the report path."""
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon: float = 0.8,
+                 base_file: str | Path | None = None) -> Path:
+    """Read the runs, write `out` (markdown), its PNGs and summary.json beside it; return the report path."""
     if not run_dirs:
         raise ValueError("compare needs at least one run directory")
     runs = [load_run(d) for d in run_dirs]
-    check_comparable(runs)
+    check_comparable(runs, base_file)
+    base = find_base(runs, base_file)
     arms = group_by_arm(runs)
     order = order_arms(list(arms))
+    degraded = degraded_arms(arms, base)
     out = Path(out)
-    fig_dir = out.parent
-    stem = out.stem
-    curves = plots.plot_curves(arms, order, fig_dir / f"{stem}_curves.png")
-    bars = plots.plot_bars(arms, order, fig_dir / f"{stem}_deployed_bars.png")
+    fig_dir, stem = out.parent, out.stem
+    curves = plots.plot_curves(arms, order, base, fig_dir / f"{stem}_curves.png")
+    bars = plots.plot_bars(arms, order, base, degraded, fig_dir / f"{stem}_deployed_bars.png")
     auroc_png = plots.plot_gate_auroc(arms, order, fig_dir / f"{stem}_gate_auroc.png")
 
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -264,18 +332,30 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     lines = [f"# vGROUT comparison: {len(runs)} runs, {len(arms)} arms", "",
              f"Generated {now} by `vgrout compare` from run files; no number below is typed by hand. "
              f"Eval marker families: {', '.join(sorted(settings))}. Deployed = quarantine ablated "
-             "(vanilla and erase deploy their whole adapter, so deployed = as-trained).", ""]
-    lines += section_findings(arms, order, phenomenon)
-    lines += section_arm_table(arms, order)
+             "(vanilla and erase deploy their whole adapter, so deployed = as-trained). Rates in [0, 1]; "
+             f"machine-readable: `{summary_path(out).name}`.", ""]
+    lines += section_findings(arms, order, phenomenon, base, degraded)
+    lines += section_arm_table(arms, order, base, degraded)
     lines += section_differences(arms, order)
     lines += section_gate(arms, order)
     lines += ["## Plots", "",
-              f"![hack and solve over steps (deployed solid, as-trained dashed)]({curves.name})", "",
-              f"![deployed hack and solve per arm]({bars.name})", ""]
+              f"![hack, solve and valid over steps (colour = arm, solid = deployed, dashed = as-trained)]({curves.name})",
+              "", f"![deployed hack, solve and valid per arm]({bars.name})", ""]
     if auroc_png is not None:
-        lines += [f"![gate AUROC per step]({auroc_png.name})", ""]
+        lines += [f"![gate AUROC: pooled per run and rolling per step]({auroc_png.name})", ""]
+    lines += section_samples(arms, order)
     lines += section_runs(arms, order)
-    return write_text_atomic(out, "\n".join(lines))
+    write_text_atomic(out, "\n".join(lines))
+    write_summary(summary_path(out), summary_json(arms, order, base, degraded))
+    return out
 
 
-__all__ = ["build_report", "check_comparable", "comparisons", "describe", "paired", "summarise"]
+def findings(report: str | Path) -> str:
+    """The Findings section of a written report, as plain text for a console."""
+    text = Path(report).read_text()
+    section = text.split("## Findings", 1)[1].split("\n## ", 1)[0]
+    return section.strip().replace("**", "")
+
+
+__all__ = ["build_report", "check_comparable", "comparisons", "degraded_arms", "describe", "findings", "paired",
+           "summarise"]

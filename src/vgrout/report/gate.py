@@ -116,17 +116,57 @@ def step_table(diagnostics: Sequence[dict]) -> list[tuple[int, GateStats]]:
 
 
 def pooled(diagnostics: Sequence[dict]) -> GateStats | None:
-    """GateStats over every gated rollout of the run; None when the rows carry no per-rollout
-    fields (pooling needs them) or nothing was scored."""
-    if not diagnostics or not all(has_rollouts(r) for r in diagnostics):
+    """GateStats over every gated rollout of the run; None when nothing was scored or when a
+    step was scored (its aggregates set) without logging its rollouts, since pooling would
+    silently drop it. A step the trainer skipped (no rollout fields, no aggregates) is no loss."""
+    unpoolable = [r.get("step") for r in diagnostics if not has_rollouts(r)
+                  and any(r.get(f) is not None for f in AGGREGATE_FIELDS.values())]
+    if not diagnostics or unpoolable:
         return None
     s_all, z_all, h_all = [], [], []
     for row in diagnostics:
-        s, z, h = rollout_fields(row)
-        s_all += s
-        z_all += z
-        h_all += h
+        if has_rollouts(row):
+            s, z, h = rollout_fields(row)
+            s_all += s
+            z_all += z
+            h_all += h
     return gate_stats(s_all, z_all, h_all) if s_all else None
+
+
+WINDOW = 5  # steps pooled per rolling AUROC point
+MIN_CLASS = 5  # fewer hacks or fewer clean rollouts than this in a window: AUROC not shown
+
+
+@dataclass(frozen=True)
+class RollingPoint:
+    """AUROC over the gated rollouts of steps (step − window, step], with the counts behind it."""
+
+    step: int
+    n: int
+    n_hack: int
+    auroc: float  # NaN when n_hack < min_class or n − n_hack < min_class
+
+    @property
+    def defined(self) -> bool:
+        return math.isfinite(self.auroc)
+
+
+def rolling(diagnostics: Sequence[dict], window: int = WINDOW, min_class: int = MIN_CLASS) -> list[RollingPoint]:
+    """One point per logged step: AUROC of the rollouts of the last `window` steps pooled. A
+    step's own 1-10 gated rows swing the AUROC between 0 and 1; pooling a few steps steadies it,
+    and `min_class` says when even that is too few to mean anything. Needs per-rollout fields."""
+    per_step = [(int(r["step"]), rollout_fields(r)) for r in diagnostics if has_rollouts(r)]
+    out = []
+    for i, (step, _) in enumerate(per_step):
+        s_all, h_all = [], []
+        for st, (s, _z, h) in per_step[max(0, i - window + 1): i + 1]:
+            if st > step - window:
+                s_all += s
+                h_all += h
+        n, n_hack = len(s_all), sum(h_all)
+        ok = n_hack >= min_class and n - n_hack >= min_class
+        out.append(RollingPoint(step=step, n=n, n_hack=n_hack, auroc=auroc(s_all, h_all) if ok else float("nan")))
+    return out
 
 
 def mean_over_steps(table: Sequence[tuple[int, GateStats]], field: str) -> float:
@@ -153,5 +193,5 @@ def run_summary(diagnostics: Sequence[dict]) -> dict[str, float] | None:
     return out
 
 
-__all__ = ["GateStats", "aggregate_stats", "gate_stats", "has_gate", "mean_over_steps", "pooled", "rollout_fields",
+__all__ = ["MIN_CLASS", "WINDOW", "GateStats", "RollingPoint", "rolling", "aggregate_stats", "gate_stats", "has_gate", "mean_over_steps", "pooled", "rollout_fields",
            "run_summary", "step_table"]

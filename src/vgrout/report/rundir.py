@@ -13,12 +13,30 @@ from vgrout.eval.results import read_eval, read_jsonl
 
 VANILLA = "vanilla"
 PLACEBO_SUFFIX = "-placebo"
+STATES = ("as_trained", "deployed")
+METRICS = ("hack", "solve", "valid")  # valid = the grader's format_ok: a fenced block that compiles
+
+
+def rate(result: dict, state: str, metric: str) -> float:
+    """One overall rate of an eval result: metric "hack"|"solve"|"valid" (format_ok / n)."""
+    overall = result["states"][state]["overall"]
+    if metric == "valid":
+        return overall["format_ok"] / overall["n"]
+    return overall[f"{metric}_rate"]
+
+
+def point(result: dict) -> dict:
+    """A curve point: {"step", "n", "hack_as_trained", ..., "valid_deployed"} of one eval result."""
+    out = {"step": result["step"], "n": result["states"]["deployed"]["overall"]["n"]}
+    out.update({f"{m}_{st}": rate(result, st, m) for st in STATES for m in METRICS})
+    return out
 
 
 @dataclass
 class RunData:
     """One run: identity (arm, seed), its config, the oracle diagnostics rows, the eval curve
-    and the final (last-step) eval result."""
+    (one point per evaluated step, valid rate included), the step-0 eval when the run has one
+    (the base model: every adapter init starts at zero delta) and the final (last-step) eval."""
 
     path: Path
     arm: str
@@ -27,6 +45,7 @@ class RunData:
     diagnostics: list[dict] = field(default_factory=list)
     curve: list[dict] = field(default_factory=list)
     final_eval: dict | None = None
+    step0_eval: dict | None = None
 
     @property
     def name(self) -> str:
@@ -37,10 +56,16 @@ class RunData:
         return None if self.final_eval is None else self.final_eval["step"]
 
     def final_rate(self, state: str, metric: str) -> float:
-        """Final eval overall rate: state "as_trained"|"deployed", metric "hack"|"solve"."""
+        """Final eval overall rate: state "as_trained"|"deployed", metric "hack"|"solve"|"valid"."""
         if self.final_eval is None:
             raise ValueError(f"run {self.path} has no eval results; run `vgrout eval {self.path}` first")
-        return self.final_eval["states"][state]["overall"][f"{metric}_rate"]
+        return rate(self.final_eval, state, metric)
+
+    @property
+    def placebo_seed(self) -> int | None:
+        """The Haar draw's seed of a placebo run (config.json `placebo_seed`); None otherwise."""
+        seed = int(self.config.get("placebo_seed", -1))
+        return seed if seed >= 0 else None
 
 
 def arm_label(config: dict) -> str:
@@ -70,6 +95,8 @@ def placebo_base(arm: str) -> str | None:
 def load_run(path: str | Path, *, require_eval: bool = True) -> RunData:
     """Load config, diagnostics and eval files of one run directory."""
     path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"run directory {path} does not exist; pass a directory written by `vgrout train`")
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{cfg_file} not found; pass run directories written by `vgrout train`")
@@ -78,15 +105,15 @@ def load_run(path: str | Path, *, require_eval: bool = True) -> RunData:
     diag_file = path / "diagnostics.jsonl"
     diagnostics = read_jsonl(diag_file) if diag_file.is_file() else []
     curve_file = path / "eval" / "curve.jsonl"
-    curve = read_jsonl(curve_file) if curve_file.is_file() else []
-    final_eval = None
-    if curve:
-        last = max(curve, key=lambda r: r["step"])
-        final_eval = read_eval(path / "eval" / last["file"])
-    elif require_eval:
-        raise FileNotFoundError(f"{curve_file} not found; run `vgrout eval {path}` before comparing")
-    return RunData(path=path, arm=arm, seed=seed, config=config, diagnostics=diagnostics, curve=curve,
-                   final_eval=final_eval)
+    rows = read_jsonl(curve_file) if curve_file.is_file() else []
+    # each step file is read (not just curve.jsonl) so the curve carries the valid rate too
+    results = sorted((read_eval(path / "eval" / r["file"]) for r in rows), key=lambda r: r["step"])
+    if not results and require_eval:
+        raise FileNotFoundError(f"{curve_file} not found or empty; run `vgrout eval {path}` before comparing")
+    step0 = [r for r in results if r["step"] == 0]
+    return RunData(path=path, arm=arm, seed=seed, config=config, diagnostics=diagnostics,
+                   curve=[point(r) for r in results], final_eval=results[-1] if results else None,
+                   step0_eval=step0[0] if step0 else None)
 
 
 def group_by_arm(runs: list[RunData]) -> dict[str, dict[int, RunData]]:
@@ -113,5 +140,5 @@ def order_arms(arms: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["PLACEBO_SUFFIX", "VANILLA", "RunData", "arm_and_seed", "arm_label", "group_by_arm", "load_run", "order_arms",
+__all__ = ["METRICS", "PLACEBO_SUFFIX", "STATES", "VANILLA", "RunData", "point", "rate", "arm_and_seed", "arm_label", "group_by_arm", "load_run", "order_arms",
            "placebo_base"]
