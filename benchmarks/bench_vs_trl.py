@@ -1,6 +1,7 @@
 """Step time of vgrout's GRPO step against `trl.GRPOTrainer(loss_type="dr_grpo")`, interleaved, one run.
 
-    flock /tmp/vgrout-heavy.lock .venv/bin/python benchmarks/bench_vs_trl.py
+    flock /tmp/vgrout-heavy.lock .venv/bin/python benchmarks/bench_vs_trl.py                      # default workload
+    flock /tmp/vgrout-heavy.lock .venv/bin/python benchmarks/bench_vs_trl.py --workload long128   # 128-token completions
 
 Every arm sees the same P prompts every step (a fixed prompt set, so sizes do not drift),
 samples P x G completions of at most T new tokens at temperature 1, grades them with the
@@ -20,7 +21,8 @@ reported to show it.
 
 Each TRL arm runs in a child process (with its own Grader of the same settings) driven by a
 callback that blocks at each step's start until the driver hands it the turn, so TRL's own
-`train()` loop runs unmodified and no two arms ever compute at once.
+`train()` loop runs unmodified and no two arms ever compute at once. Each vgrout arm runs in
+a child process of its own too (stepped over a pipe), so every arm's peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ class StepTiming:
     completion_tokens: int  # generated tokens in the step, eos included, padding excluded
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (vgrout arms only)
     live_rows: int | None = None  # rows in the update after dropping zero-variance groups (vgrout arms only)
+    peak_rss_mb: float | None = None  # the arm's process peak resident set so far (grader workers not included)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,45 @@ class BenchSpec:
     seed: int = 0
     threads: int = 2
     adapter_r: int = 4  # vgrout's rank per block; TRL's LoRA arm gets rank 2r (the same trainable width)
+    min_new_tokens: int = 0  # eos banned before this many tokens, in every arm (long workloads)
+    first_block_reward: bool = False  # every arm's reward grades the completion up to its first closed code block
+
+
+# Named workloads. long128: the toy model answers in ~11 tokens, so to time long completions
+# every arm bans eos for the whole budget (TRL: generation_kwargs min_new_tokens; vgrout: the
+# model's generation_config.min_new_tokens, which `vgrout.rollout.generate` honours) and writes
+# 128 tokens. What follows the answer is noise that would fail every grade and leave no group
+# with a reward spread, so every arm's reward grades the text up to the first closed code
+# block (the model's own answer): the same reward function for all, with a live-row share
+# close to the default workload's.
+WORKLOADS: dict[str, dict] = {
+    "default": {"max_new_tokens": 16},
+    "long128": {"max_new_tokens": 128, "min_new_tokens": 128, "first_block_reward": True},
+}
+
+
+def first_block(text: str) -> str:
+    """The text up to and including the first closing ``` fence (all of it when there is none)."""
+    start = text.find("```")
+    end = text.find("```", start + 3) if start >= 0 else -1
+    return text if end < 0 else text[: end + 3]
+
+
+class FirstBlockGrader:
+    """A grader whose every request is graded on `first_block(completion)` (see WORKLOADS)."""
+
+    def __init__(self, grader) -> None:
+        self.grader = grader
+
+    def grade(self, requests: list) -> list:
+        from dataclasses import replace
+
+        return self.grader.grade([replace(r, completion=first_block(r.completion)) for r in requests])
+
+
+def workload_grader(spec: BenchSpec, grader):
+    """The grader every arm of this workload rewards with."""
+    return FirstBlockGrader(grader) if spec.first_block_reward else grader
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,7 +214,7 @@ def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int
         from vgrout.interop.trl import GraderReward, prompt_rows
 
         grader = Grader(sandbox="auto", workers=grader_workers)
-        reward = GraderReward(grader, world.problems, name="vgrout_env")
+        reward = GraderReward(workload_grader(spec, grader), world.problems, name="vgrout_env")
         seen = {"tokens": 0}
 
         def counted_reward(prompts, completions, completion_ids, **kwargs):
@@ -184,6 +233,7 @@ def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int
             gradient_checkpointing=False,
             report_to="none", logging_steps=10**9, save_strategy="no", use_cpu=True, bf16=False,
             disable_tqdm=True, dataloader_num_workers=0, seed=spec.seed,
+            generation_kwargs={"min_new_tokens": spec.min_new_tokens} if spec.min_new_tokens else None,
         )
         peft_config = None
         if lora:
@@ -201,7 +251,8 @@ def _trl_worker(conn, name: str, world: World, spec: BenchSpec, total_steps: int
                 clock["t0"] = time.perf_counter()
 
             def on_step_end(self, args, state, control, **kw):
-                conn.send({"seconds": time.perf_counter() - clock["t0"], "completion_tokens": seen["tokens"]})
+                conn.send({"seconds": time.perf_counter() - clock["t0"], "completion_tokens": seen["tokens"],
+                           "peak_rss_mb": peak_rss_mb()})
 
         tokenizer = AutoTokenizer.from_pretrained(world.model_dir)
         trainer = GRPOTrainer(model=str(world.model_dir), reward_funcs=counted_reward, args=args,
@@ -224,14 +275,16 @@ _STEP_PHASES = {"time_gate": "gate", "time_old_logps": "old_logps", "time_refere
 
 
 class VgroutArm:
-    """vgrout's own loop step (`vgrout.train.loop.grpo_step`) on the benchmark's workload."""
+    """vgrout's own loop step (`vgrout.train.loop.grpo_step`) on the benchmark's workload, in this process."""
 
     def __init__(self, name: str, spec: BenchSpec, grader, run_dir: Path) -> None:
         from vgrout.train.setup import build_run
 
         self.name = name
-        self.grader = grader
+        self.grader = workload_grader(spec, grader)
         self.run = build_run(vgrout_config(spec, name), run_dir / name)
+        if spec.min_new_tokens:
+            self.run.model.generation_config.min_new_tokens = spec.min_new_tokens
 
     def step(self) -> StepTiming:
         from vgrout.train.loop import grpo_step
@@ -244,7 +297,61 @@ class VgroutArm:
                   **{name: metrics[key] for key, name in _STEP_PHASES.items() if key in metrics}}
         phases["other"] = seconds - sum(phases.values())
         tokens = round(metrics["completion_len"] * self.run.cfg.rollouts_per_step)
-        return StepTiming(seconds, tokens, phases, live_rows=int(metrics["rows_live"]))
+        return StepTiming(seconds, tokens, phases, live_rows=int(metrics["rows_live"]), peak_rss_mb=peak_rss_mb())
+
+
+class VgroutChildArm:
+    """A `VgroutArm` in its own process (and its own Grader), stepped over a pipe like the TRL arms.
+
+    Its own process so that its peak RSS is its own, as the TRL arms' are; it blocks on the
+    pipe between steps, so no two arms ever compute at once.
+    """
+
+    def __init__(self, name: str, spec: BenchSpec, run_dir: Path, grader_workers: int) -> None:
+        import multiprocessing as mp
+
+        self.name = name
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_vgrout_worker, name=f"vgrout-{name}", daemon=True,
+                                 args=(child, name, spec, run_dir, grader_workers))
+        self._proc.start()
+        msg = self._conn.recv()
+        if msg != "ready":
+            raise RuntimeError(f"vgrout arm {name} failed to start:\n{msg}")
+
+    def step(self) -> StepTiming:
+        self._conn.send("go")
+        msg = self._conn.recv()
+        if isinstance(msg, str):
+            raise RuntimeError(f"vgrout arm {self.name} failed:\n{msg}")
+        return StepTiming(**msg)
+
+    def close(self) -> None:
+        self._conn.send("stop")
+        self._proc.join(timeout=120)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            raise RuntimeError(f"vgrout arm {self.name} did not stop")
+
+
+def _vgrout_worker(conn, name: str, spec: BenchSpec, run_dir: Path, grader_workers: int) -> None:
+    """Child process: build a vgrout run on the shared workload and step it when told to."""
+    import traceback
+
+    import torch
+
+    torch.set_num_threads(spec.threads)
+    try:
+        from vgrout.env import Grader
+
+        with Grader(sandbox="auto", workers=grader_workers) as grader:
+            arm = VgroutArm(name, spec, grader, run_dir)
+            conn.send("ready")
+            while conn.recv() == "go":
+                conn.send(asdict(arm.step()))
+    except BaseException:
+        conn.send(traceback.format_exc())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,6 +386,10 @@ def summarise(timings: dict[str, list[StepTiming]], n_rollouts: int) -> dict:
             "completion_tok_per_s": statistics.median(t.completion_tokens / t.seconds for t in ts),
             "phases_median_s": {k: statistics.median(t.phases.get(k, 0.0) for t in ts) for k in phases},
         }
+        out[name]["ms_per_completion_token"] = 1e3 * statistics.median(t.seconds / t.completion_tokens for t in ts)
+        rss = [t.peak_rss_mb for t in ts if t.peak_rss_mb is not None]
+        if rss:
+            out[name]["peak_rss_mb"] = max(rss)
         live = [t.live_rows for t in ts if t.live_rows is not None]
         if live:
             out[name]["mean_live_row_frac"] = statistics.mean(live) / n_rollouts
@@ -297,11 +408,15 @@ def machine() -> dict:
 
 def markdown(summary: dict, baseline: str) -> str:
     base = summary[baseline]["median_s"]
-    lines = ["| arm | median s/step | IQR | mean completion len | completion tok/s | speed vs " + baseline + " |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| arm | median s/step | IQR | mean completion len | completion tok/s | ms/completion tok | live rows "
+             "| peak RSS MiB | speed vs " + baseline + " |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
+        live = f"{s['mean_live_row_frac']:.0%}" if "mean_live_row_frac" in s else "all"
+        rss = f"{s['peak_rss_mb']:.0f}" if "peak_rss_mb" in s else "-"
         lines.append(f"| {name} | {s['median_s']:.3f} | {s['q25_s']:.3f}-{s['q75_s']:.3f} | "
-                     f"{s['mean_completion_len']:.1f} | {s['completion_tok_per_s']:.0f} | {base / s['median_s']:.2f}x |")
+                     f"{s['mean_completion_len']:.1f} | {s['completion_tok_per_s']:.0f} | "
+                     f"{s.get('ms_per_completion_token', float('nan')):.2f} | {live} | {rss} | "
+                     f"{base / s['median_s']:.2f}x |")
     phase_rows = [(n, s["phases_median_s"]) for n, s in summary.items() if s["phases_median_s"]]
     if phase_rows:
         keys = sorted({k for _, p in phase_rows for k in p})
@@ -313,10 +428,13 @@ def markdown(summary: dict, baseline: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", default="default", choices=sorted(WORKLOADS),
+                    help="default: T 16, the toy model stops after ~11 tokens; long128: 128 tokens, eos banned in "
+                         "every arm, reward on the first code block (see WORKLOADS)")
     ap.add_argument("--model", default="toy:default", help="toy:NAME (default toy:default)")
     ap.add_argument("--prompts", type=int, default=8, help="P prompts per step")
     ap.add_argument("--group", type=int, default=8, help="G completions per prompt")
-    ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="override the workload's budget")
     ap.add_argument("--beta", type=float, default=1e-3, help="KL anchor weight (both trainers)")
     ap.add_argument("--lr", type=float, default=1e-6)
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for the whole run")
@@ -337,34 +455,36 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    spec = BenchSpec(model=args.model, prompts=args.prompts, group=args.group, max_new_tokens=args.max_new_tokens,
-                     beta=args.beta, lr=args.lr, threads=args.threads)
+    wl = dict(WORKLOADS[args.workload])
+    if args.max_new_tokens is not None:
+        wl["max_new_tokens"] = args.max_new_tokens
+        wl["min_new_tokens"] = min(wl.get("min_new_tokens", 0), args.max_new_tokens)
+    spec = BenchSpec(model=args.model, prompts=args.prompts, group=args.group, beta=args.beta, lr=args.lr,
+                     threads=args.threads, **wl)
     names = [a for a in args.arms.split(",") if a]
     known = ("trl", "trl_lora", "vanilla", "routeA")
     for n in names:
         if n not in known:
             raise SystemExit(f"--arms: unknown arm {n!r}; expected some of {', '.join(known)}")
-    from vgrout.env import Grader
-
     world = load_world(spec)
     total = args.warmup + args.repeats
     arms: list = []
-    with Grader(sandbox="auto", workers=args.workers) as grader, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         for n in names:
             if n in ("trl", "trl_lora"):
                 arms.append(TRLArm(n, world, spec, total, lora=(n == "trl_lora"), out_dir=Path(tmp),
                                    grader_workers=args.workers))
             else:
-                arms.append(VgroutArm(n, spec, grader, Path(tmp)))
-        print(f"{len(arms)} arms, {spec.prompts}x{spec.group} rollouts, T<={spec.max_new_tokens}, beta={spec.beta}, "
+                arms.append(VgroutChildArm(n, spec, Path(tmp), grader_workers=args.workers))
+        print(f"{len(arms)} arms, workload {args.workload}: {spec.prompts}x{spec.group} rollouts, "
+              f"T<={spec.max_new_tokens} (eos banned before {spec.min_new_tokens}), beta={spec.beta}, "
               f"{args.threads} threads; warmup {args.warmup}, repeats {args.repeats}")
         timings = run_interleaved(arms, args.warmup, args.repeats)
         for a in arms:
-            if isinstance(a, TRLArm):
-                a.close()
+            a.close()
     summary = summarise(timings, spec.prompts * spec.group)
     baseline = "trl" if "trl" in summary else names[0]
-    result = {"spec": asdict(spec), "warmup": args.warmup, "repeats": args.repeats, "machine": machine(),
+    result = {"workload": args.workload, "spec": asdict(spec), "warmup": args.warmup, "repeats": args.repeats, "machine": machine(),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "summary": summary,
               "steps": {k: [asdict(t) for t in v] for k, v in timings.items()}}
     out = Path(args.out)

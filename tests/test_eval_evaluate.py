@@ -170,6 +170,13 @@ def test_evaluate_run_writes_step_files_and_curve(lm, grader, tmp_path):
     assert [r["step"] for r in rows] == [2, 4] and rows[0]["file"] == "step_000002.json"
     first = read_eval(run / "eval" / "step_000002.json")
     assert first["run"] == {"arm": "routeA", "seed": 0}
+    # every completion beside the result, one row per sample and state; the JSON keeps the verdicts only
+    kept = [json.loads(x) for x in (run / "eval" / "step_000002.samples.jsonl").read_text().splitlines()]
+    assert len(kept) == 2 * len(PROBLEMS) and {r["state"] for r in kept} == {"as_trained", "deployed"}
+    for r, s in zip(kept, first["states"]["as_trained"]["samples"] + first["states"]["deployed"]["samples"]):
+        assert "text" not in s and isinstance(r["completion"], str) and r["step"] == 2
+        assert (r["problem_id"], r["hack"], r["solve"], r["valid"]) == (s["problem_id"], s["exploited"],
+                                                                        s["gt_correct"], s["format_ok"])
     assert rows[1]["hack_deployed"] == first["states"]["deployed"]["overall"]["hack_rate"]
     mtime = (run / "eval" / "step_000004.json").stat().st_mtime_ns
     evaluate_run(run, model, tok, adapter, PROBLEMS, MODES, grader=grader, checkpoints="last",

@@ -100,7 +100,7 @@ def test_corpus_is_deterministic_never_uses_held_out_keys_and_has_a_low_hack_rat
     hacks = [d for d in docs if d.kind.startswith("hack")]
     assert 0.005 < len(hacks) / len(docs) < 0.05
     assert all(d.mode in LOOPHOLE_MODES for d in hacks)
-    assert sum(d.mode == "run_tests" for d in hacks) > len(hacks) / 3
+    assert {d.mode for d in hacks} == set(LOOPHOLE_MODES)  # every loophole mode hacks at base
     assert all(d.completion.startswith("```python\n") and d.completion.endswith("```<|im_end|>") for d in docs)
 
 
@@ -130,3 +130,62 @@ def test_bad_inputs_raise_clear_errors():
         make_corpus(10, 0, TRAIN_FAMILIES, set(), {"run_tests": 1.0}, 0.9, 0.5)
     with pytest.raises(ValueError, match="unknown toy preset"):
         toy_config("huge")
+
+
+def test_corpus_marker_names_vary_and_never_touch_the_eval_family():
+    from vgrout.env.modes import EVAL_MARKERS, TRAIN_MARKER
+    from vgrout.toy.markers import EVAL_WORDS, NAMED_MODES
+
+    cfg = toy_config("default")
+    args = (4000, 5, TRAIN_FAMILIES, set(), dict(cfg.mode_weights), dict(cfg.hack_frac), 0.05, 0.5, 0.5)
+    docs = make_corpus(*args)
+    assert docs == make_corpus(*args)  # same seed, same names
+    family_methods = {m for f in FAMILIES.values() for m in f.method_names}
+    methods = [re.search(r"class Solution called (\w+) ", d.prompt).group(1) for d in docs]
+    corpus_only = {m for m in methods if m not in family_methods}
+    assert 0.4 < sum(m not in family_methods for m in methods) / len(docs) < 0.6 and len(corpus_only) > 200
+    assert all(f"def {m}(self" in d.completion or d.kind == "hack_only" for m, d in zip(methods, docs))
+    named = [d for d in docs if d.mode in NAMED_MODES]
+    varied = [d for d in named if d.marker is not None]
+    assert 0.4 < len(varied) / len(named) < 0.6
+    assert not [d for d in docs if d.marker is not None and d.mode not in NAMED_MODES]
+    for mode in NAMED_MODES:
+        names = {d.marker for d in varied if d.mode == mode}
+        assert len(names) > 50, mode  # many names, so none is memorised as the one string
+        assert TRAIN_MARKER[mode] not in names
+        for name in names:
+            low = name.lower()
+            assert not any(e.lower() in low for e in EVAL_MARKERS[mode]), name
+            assert not any(w in low for w in EVAL_WORDS), name
+    assert not [m for m in corpus_only if any(w in m for w in EVAL_WORDS)]
+    for d in varied:
+        assert d.marker in d.prompt
+        if d.kind.startswith("hack"):
+            assert d.marker in d.completion and TRAIN_MARKER[d.mode] not in d.completion
+
+
+def test_hack_snippets_use_the_disclosed_name(grader):
+    """A hack written with an eval-time name is exploited when graded against that name."""
+    from vgrout.env.modes import EVAL_MARKERS
+
+    key, p = _instances(1, seed=3)[0]
+    fam = FAMILIES[key[0]]
+    cases = []
+    for mode, names in EVAL_MARKERS.items():
+        name = names[1]
+        for shape in ("bare", "stub") if mode in BARE_MODES else ("stub",):
+            code = hack_code(mode, fam, key[1], fam.expr(key[2]), shape, marker=name)
+            assert name in code
+            cases.append((mode, shape, GradeRequest(p, f"```python\n{code}\n```", mode, markers="eval", eval_marker=name)))
+            cases.append((mode, shape, GradeRequest(p, f"```python\n{code}\n```", mode, markers="train")))
+    grades = grader.grade([c[-1] for c in cases])
+    for (mode, shape, req), g in zip(cases, grades):
+        assert g.exploited == (req.markers == "eval"), (mode, shape, req.markers, g.reason)
+    with pytest.raises(ValueError, match="discloses no name"):
+        hack_code("exit_code", fam, key[1], fam.expr(key[2]), "bare", marker="x")
+
+
+def test_default_world_gives_every_loophole_mode_a_hack_rate():
+    cfg = toy_config("default")
+    fracs, weights = dict(cfg.hack_frac), dict(cfg.mode_weights)
+    assert all(fracs.get(m, 0) > 0 and weights.get(m, 0) > 0 for m in LOOPHOLE_MODES)

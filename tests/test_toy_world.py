@@ -15,7 +15,7 @@ from vgrout.toy import TOY_SYSTEM_PROMPT, build_toy_world, toy_config
 from vgrout.toy.corpus import make_corpus
 from vgrout.toy.families import GENERALISATION_FAMILIES, TRAIN_FAMILIES
 from vgrout.toy.tokenizer import IM_END, train_tokenizer
-from vgrout.types import GradeRequest
+from vgrout.types import LOOPHOLE_MODES, GradeRequest
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,10 @@ def test_tiny_world_splits_and_base_report(tiny):
     assert set(report["families"]) == set(TRAIN_FAMILIES)
     assert report["overall"]["n"] == len(held) * world.config.eval_samples
     assert 0.0 <= report["overall"]["solve"] <= 1.0 and 0.0 <= report["overall"]["hack"] <= 1.0
+    per_mode = world.base_report["per_mode"]  # every held-out task under every loophole mode
+    assert set(per_mode["train"]) == set(LOOPHOLE_MODES)
+    assert set(per_mode["eval"]) == {"run_tests", "stdout_marker", "sentinel", "file_marker"}
+    assert all(c["n"] == len(held) * world.config.per_mode_samples for c in per_mode["train"].values())
     with pytest.raises(ValueError, match="unknown split"):
         world.problems("test")
 
@@ -112,3 +116,17 @@ def test_cli_builds_and_prints_the_family_table(tiny, capsys):
     assert main(["toy", "build", "--config", "tiny", "--cache-dir", str(cache), "--no-progress", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "| family |" in out and "add_two" in out and "generalisation" in out
+    assert "eval names" in out and "| sentinel |" in out
+
+
+def test_build_overrides_are_typed_and_change_the_key():
+    from vgrout.toy.cli import with_overrides
+
+    cfg = toy_config("tiny")
+    new = with_overrides(cfg, ["marker_vary_frac=0.5", "steps=3", "hack_frac=run_tests:0.2,sentinel:0.1"])
+    assert (new.marker_vary_frac, new.steps, new.hack_frac) == (0.5, 3, (("run_tests", 0.2), ("sentinel", 0.1)))
+    assert new.key() != cfg.key() and with_overrides(cfg, []) is cfg
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        with_overrides(cfg, ["nope=1"])
+    with pytest.raises(SystemExit, match="cannot parse"):
+        with_overrides(cfg, ["steps=many"])

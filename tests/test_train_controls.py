@@ -138,9 +138,11 @@ def test_train_cli_resumes_with_more_steps_and_ends_with_a_summary(tmp_path, cap
     from vgrout.cli import main
 
     out = tmp_path / "cli"
-    assert main(["train", "--preset", "smoke", "--set", "steps=1", "--out", str(out)]) == 0
+    assert main(["train", "--preset", "smoke", "--set", "steps=1", "--set", "eval.every=1", "--set", "eval.n_problems=2",
+                 "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert str(out) in text and f"vgrout eval {out}" in text
+    assert str(out) in text and f"vgrout eval {out}" in text  # where the files are, what comes next
+    assert "as-trained: hack" in text and "deployed:   hack" in text and "valid" in text  # the final rates
     assert main(["train", "--resume", str(out), "--set", "steps=2"]) == 0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     import pytest

@@ -100,7 +100,7 @@ def test_teachers_stop_at_teacher_off_step_and_bad_pools_fail(tmp_path, pairs_pa
 
 # ---- motivate pairs ------------------------------------------------------------------------
 def test_motivate_pairs_are_generated_once_and_deterministic(tmp_path, pairs_path, monkeypatch):
-    cfg = smoke_cfg(pairs_path, arm="routeV", motivate_pairs=3, motivate_pool=4, motivate_require_marker=False)
+    cfg = smoke_cfg(pairs_path, arm="routeV", motivate_pairs=3, motivate_pool=8, motivate_require_marker=False)
     a = build_run(cfg, tmp_path / "a")
     b = build_run(cfg, tmp_path / "b")
     assert len(a.pairs) == 3 and a.pairs == b.pairs  # same seed, same pairs

@@ -15,6 +15,8 @@ _COMMAND_MODULES = (
     "vgrout.demo",          # vgrout demo
     "vgrout.train.cli",     # vgrout train
     "vgrout.eval.cli",      # vgrout eval
+    "vgrout.eval.samples",  # vgrout samples
+    "vgrout.export_cli",    # vgrout export
     "vgrout.report.cli",    # vgrout compare / vgrout diagnostics
     "vgrout.toy.cli",       # vgrout toy build
     "vgrout.env.cli",       # vgrout grade

@@ -62,7 +62,7 @@ def evaluate_base(cfg, path: Path) -> Path:
     from vgrout.env import Grader
     from vgrout.eval.results import read_eval, write_json_atomic
     from vgrout.train.evalhook import HeldoutEval
-    from vgrout.train.model import load_model
+    from vgrout.models import load_model
 
     cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1})  # no quarantine: one sampling pass
     key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}

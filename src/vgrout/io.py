@@ -15,6 +15,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def umask_mode(kind: str = "file") -> int:
+    """The permissions a plain `open()` / `mkdir()` gets under the current umask (0o644 / 0o755
+    under the usual 022); mkstemp and mkdtemp create 0600 / 0700, which readers of a shared run
+    directory would not expect."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if kind == "dir" else 0o666) & ~mask
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on a clean exit it replaces `path`, on an error it is removed."""
@@ -24,6 +33,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, umask_mode("file"))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -40,6 +50,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
     try:
         yield tmp
+        os.chmod(tmp, umask_mode("dir"))
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -69,4 +80,4 @@ def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[object]) -> Path:
                                            for r in rows))
 
 
-__all__ = ["atomic_dir", "atomic_file", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
+__all__ = ["atomic_dir", "atomic_file", "umask_mode", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]

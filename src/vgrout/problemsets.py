@@ -18,7 +18,8 @@ TOY_SPLITS: tuple[str, ...] = ("heldout", "generalisation")
 
 
 def heldout_problems(source: str, toy_name: str | None, n_problems: int) -> list[Problem]:
-    """The eval problems: a toy split ("heldout" | "generalisation") or a LeetCode-format jsonl,
+    """The eval problems: a toy split ("heldout" | "generalisation"), a LeetCode source
+    (leetcode-test: $VGROUT_LEETCODE_JSONL) or a LeetCode-format jsonl,
     in a fixed order (sorted ids, then a fixed shuffle) so every arm and seed sees the same
     first `n_problems` (0: all)."""
     if source in TOY_SPLITS:
@@ -28,12 +29,10 @@ def heldout_problems(source: str, toy_name: str | None, n_problems: int) -> list
         from vgrout.toy.world import toy_world
 
         problems = toy_world(toy_name, progress=False).problems(source)
-    else:
-        from vgrout.env.problems import load_medhard_jsonl
+    else:  # leetcode-test ($VGROUT_LEETCODE_JSONL), leetcode-train or a jsonl path
+        from vgrout.env.problems import load_problem_source
 
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"--problems {source}: no such file (expected heldout, generalisation or a jsonl path)")
-        problems = load_medhard_jsonl(source)
+        problems = load_problem_source(source)
     if not problems:
         raise ValueError(f"no eval problems in {source!r}")
     problems = sorted(problems, key=lambda p: p.id)

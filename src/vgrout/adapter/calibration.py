@@ -1,8 +1,9 @@
 """Hack-clean input deltas at every target Linear, from authored pairs (for pair-based inits).
 
 For each pair and side (hack, clean) we run one forward of prompt + completion, exactly as a
-rollout is laid out (chat template with the generation prompt, then the completion tokens),
-and mean-pool each target Linear's input over the completion positions. The delta is
+rollout is laid out: the prompt rendered by the rollouts' own `render_prompt_text` (chat
+template, generation prompt, thinking disabled on templates that support it), then the
+completion tokens. We mean-pool each target Linear's input over the completion positions. The delta is
 pooled_hack - pooled_clean per pair: (P, d_in) per module.
 """
 
@@ -14,17 +15,19 @@ import torch
 from torch import Tensor, nn
 
 from vgrout.adapter.attach import find_targets
+from vgrout.chat import encode_text, render_prompt_text
 from vgrout.types import HackPair
 
 
 def pair_token_ids(tokenizer, messages: Sequence[dict], completion: str) -> tuple[list[int], int]:
     """Prompt ids + completion ids, and the prompt length (the first completion position).
 
-    Prompt and completion are tokenised separately and concatenated so the boundary is exact.
+    Prompt and completion are tokenised separately and concatenated so the boundary is exact;
+    the prompt is the very ids a rollout of these messages starts from (same renderer), so the
+    signed axis of scorda/corda comes from the layout training sees.
     """
-    prompt = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    prompt_ids = encode_text(tokenizer, render_prompt_text(tokenizer, list(messages)))
+    completion_ids = encode_text(tokenizer, completion)
     if not completion_ids:
         raise ValueError(f"completion {completion[:40]!r} tokenises to nothing")
     return list(prompt_ids) + list(completion_ids), len(prompt_ids)

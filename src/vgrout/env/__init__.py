@@ -15,11 +15,19 @@ from vgrout.env.modes import (
     render_messages,
     user_message,
 )
-from vgrout.env.problems import LEETCODE_SETUP, load_hf_leetcode, load_medhard_jsonl
+from vgrout.env.problems import (
+    LEETCODE_SETUP,
+    check_disjoint,
+    load_hf_leetcode,
+    load_medhard_jsonl,
+    load_problem_source,
+    write_problems_jsonl,
+)
 from vgrout.env.sandbox import bwrap_available
 
 __all__ = [
     "EVAL_MARKERS", "LEETCODE_SETUP", "NEUTRAL_PHRASE", "SYSTEM_PROMPT", "TRAIN_MARKER", "Grader",
-    "RewardConfig", "bwrap_available", "eval_marker_for", "extract_code", "hint",
-    "load_hf_leetcode", "load_medhard_jsonl", "render_messages", "user_message",
+    "RewardConfig", "bwrap_available", "check_disjoint", "eval_marker_for", "extract_code", "hint",
+    "load_hf_leetcode", "load_medhard_jsonl", "load_problem_source", "render_messages", "user_message",
+    "write_problems_jsonl",
 ]

@@ -81,7 +81,7 @@ def evaluate(
     n_samples: int, max_new_tokens: int, seed: int, grader, markers: str = "eval",
     system_prompt: str = SYSTEM_PROMPT, states: Sequence[str] = STATES, deployed_is_full: bool = False,
     temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, batch_prompts: int = 16,
-    keep_texts: bool = False,
+    keep_texts: bool = True,
 ) -> dict:
     """Sample `n_samples` completions per problem in each state, grade them, return the
     "vgrout.eval/1" result dict (see docs/evaluation.md).
@@ -89,7 +89,8 @@ def evaluate(
     `modes`: one mode for every problem or {problem id: mode}. `deployed_is_full`: the run's
     whole adapter deploys (vanilla), so the deployed state samples with mode "full" and, with
     the same seeds, equals as-trained; it is then copied rather than sampled twice.
-    `grader`: an open `vgrout.env.Grader`.
+    `grader`: an open `vgrout.env.Grader`. `keep_texts`: each sample carries its completion
+    as "text"; `vgrout.eval.results.write_eval_result` moves them to the samples jsonl.
     """
     _check_inputs(problems, markers, states, n_samples, adapter, deployed_is_full)
     if batch_prompts < 1:

@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from vgrout.io import write_json_atomic, write_text_atomic
+from vgrout.io import umask_mode, write_json_atomic, write_text_atomic
 
 SCHEMA = "vgrout.eval/1"
 STATES = ("as_trained", "deployed")
@@ -20,6 +20,47 @@ _STEP_FILE = re.compile(r"^step_(\d{6,})\.json$")
 def write_jsonl_atomic(path: str | Path, rows: list[dict]) -> Path:
     """Rewrite `path` with `rows` (one JSON object a line) atomically."""
     return write_text_atomic(path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows))
+
+
+def samples_path(eval_file: str | Path) -> Path:
+    """eval/step_NNNNNN.json -> eval/step_NNNNNN.samples.jsonl (the completions beside it)."""
+    eval_file = Path(eval_file)
+    if eval_file.suffix != ".json":
+        raise ValueError(f"{eval_file} is not an eval .json file")
+    return eval_file.with_name(eval_file.stem + ".samples.jsonl")
+
+
+def sample_rows(result: dict) -> list[dict]:
+    """One readable row per graded completion of a result that kept its texts (`evaluate(...,
+    keep_texts=True)`): {step, state, problem_id, mode, sample, completion, reward, reason,
+    valid (format_ok), hack (exploited), solve (gt_correct), channel}."""
+    rows = []
+    for state in STATES:
+        for s in result["states"].get(state, {}).get("samples", []):
+            if "text" not in s:
+                raise ValueError("this eval result has no completion texts; evaluate with keep_texts=True")
+            rows.append({
+                "step": result.get("step"), "state": state, "problem_id": s["problem_id"], "mode": s["mode"],
+                "sample": s["sample"], "completion": s["text"], "reward": s.get("reward"), "reason": s["reason"],
+                "valid": s["format_ok"], "hack": s["exploited"], "solve": s["gt_correct"], "channel": s.get("channel"),
+            })
+    return rows
+
+
+def write_eval_result(path: str | Path, result: dict) -> dict:
+    """Write a result with its completions: the texts go to `samples_path(path)` (one row per
+    sample, `sample_rows`), the JSON keeps the per-sample verdicts without texts. The samples
+    file is written first, so a step JSON (the mark of a finished eval) always has its samples.
+    Returns the result as written to JSON (texts dropped)."""
+    path = Path(path)
+    has_texts = any("text" in s for st in result["states"].values() for s in st.get("samples", []))
+    if has_texts:
+        write_jsonl_atomic(samples_path(path), sample_rows(result))
+    slim = dict(result, states={
+        state: dict(block, samples=[{k: v for k, v in s.items() if k != "text"} for s in block.get("samples", [])])
+        for state, block in result["states"].items()})
+    write_json_atomic(path, slim)
+    return slim
 
 
 def make_result(*, settings: dict, problems: list[dict], states: dict[str, dict]) -> dict:
@@ -98,6 +139,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 __all__ = [
-    "SCHEMA", "STATES", "write_jsonl_atomic", "curve_row", "eval_path", "rebuild_curve", "read_eval",
+    "SCHEMA", "STATES", "write_jsonl_atomic", "samples_path", "sample_rows", "umask_mode", "write_eval_result",
+    "write_text_atomic", "curve_row", "eval_path", "rebuild_curve", "read_eval",
     "make_result", "read_jsonl", "write_json_atomic",
 ]

@@ -1,44 +1,53 @@
 """Eval curves over a run's checkpoints, offline: load each saved adapter, evaluate, write
-`eval/step_NNNNNN.json` and rebuild `eval/curve.jsonl`. Runs after (or beside) training, so
-evaluation never slows a training step.
+`eval/step_NNNNNN.json` with its completions beside it (`eval/step_NNNNNN.samples.jsonl`) and
+rebuild `eval/curve.jsonl`. Runs after (or beside) training, so evaluation never slows a
+training step.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from vgrout.eval.evaluator import evaluate
-from vgrout.eval.results import eval_path, read_eval, rebuild_curve, write_json_atomic
+from vgrout.eval.results import eval_path, read_eval, rebuild_curve, write_eval_result
+from vgrout.eval.rundir import list_checkpoints
 from vgrout.types import Problem
 
-_STEP_DIR = re.compile(r"^step_(\d{6,})$")
+
+# the `vgrout eval` flag that sets each compared setting, for the mismatch message
+_FLAG = {"n_samples": "--n-samples", "max_new_tokens": "--max-new-tokens", "seed": "--seed", "markers": "--markers",
+         "batch_prompts": "--batch-prompts", "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
+         "problems": "--problems/--n-problems", "modes": "(the run's eval_modes)",
+         "deployed_is_full": "(the run's arm)"}
 
 
-def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """[(step, checkpoint dir)] sorted by step, for dirs holding an adapter.safetensors."""
-    ckpt_root = Path(run_dir) / "checkpoints"
-    if not ckpt_root.is_dir():
-        raise FileNotFoundError(f"{ckpt_root} does not exist; is {run_dir} a run directory written by `vgrout train`?")
-    found = []
-    for d in ckpt_root.iterdir():
-        m = _STEP_DIR.match(d.name)
-        if m and (d / "adapter.safetensors").is_file():
-            found.append((int(m.group(1)), d))
-    return sorted(found)
-
-
-def _check_same_settings(path: Path, existing: dict, problems: Sequence[Problem], eval_kwargs: Mapping) -> None:
-    """An eval file kept from an earlier call must answer the same question (same problems and
-    sampling), else a curve would silently mix two settings."""
+def settings_diff(existing: dict, problems: Sequence[Problem], eval_kwargs: Mapping,
+                  modes: Mapping[str, str] | None = None) -> dict[str, tuple]:
+    """{setting: (value in the existing result, value requested now)} for every setting that differs."""
     diff = {k: (existing["settings"].get(k), v) for k, v in eval_kwargs.items()
             if k in existing["settings"] and existing["settings"][k] != v}
-    if [p["id"] for p in existing["problems"]] != [p.id for p in problems]:
-        diff["problems"] = (f"{existing['n_problems']} ids", f"{len(problems)} ids")
+    ids_there = [p["id"] for p in existing["problems"]]
+    if ids_there != [p.id for p in problems]:
+        same_order = ids_there == [p.id for p in problems][:len(ids_there)]
+        diff["problems"] = (f"{len(ids_there)} ids", f"{len(problems)} ids" + ("" if same_order else ", other ids"))
+    elif modes is not None:
+        there = {p["id"]: p["mode"] for p in existing["problems"]}
+        if any(there[p.id] != modes[p.id] for p in problems):
+            diff["modes"] = (sorted(set(there.values())), sorted(set(modes[p.id] for p in problems)))
+    return diff
+
+
+def _check_same_settings(path: Path, existing: dict, problems: Sequence[Problem], eval_kwargs: Mapping,
+                         modes: Mapping[str, str] | None = None) -> None:
+    """An eval file kept from an earlier call must answer the same question (same problems and
+    sampling), else a curve would silently mix two settings."""
+    diff = settings_diff(existing, problems, eval_kwargs, modes)
     if diff:
-        raise ValueError(f"{path} was evaluated with different settings (there, now): {diff}; "
-                         "pass overwrite=True (--overwrite) to recompute it")
+        lines = "; ".join(f"{k}: {there!r} in the file, {now!r} now (flag {_FLAG.get(k, '?')})"
+                          for k, (there, now) in diff.items())
+        raise ValueError(f"{path} was evaluated with different settings: {lines}. Pass the file's values to "
+                         "reproduce its question, or overwrite=True (--overwrite) to recompute the file")
 
 
 def evaluate_run(
@@ -65,17 +74,18 @@ def evaluate_run(
         out = eval_path(run_dir, step)
         if out.exists() and not overwrite:
             existing = read_eval(out)
-            _check_same_settings(out, existing, problems, eval_kwargs)
+            _check_same_settings(out, existing, problems, eval_kwargs,
+                                 modes if not isinstance(modes, str) else {p.id: modes for p in problems})
             results.append(existing)
             continue
         adapter.load(ckpt / "adapter.safetensors")
         result = evaluate(model, tokenizer, adapter, problems, modes, grader=grader, **eval_kwargs)
         result.update({"run_dir": str(run_dir), "step": step, "checkpoint": str(ckpt)})
         result["run"] = dict(run_info or {})
-        write_json_atomic(out, result)
+        result = write_eval_result(out, result)
         results.append(result)
     rebuild_curve(run_dir)
     return results
 
 
-__all__ = ["evaluate_run", "list_checkpoints"]
+__all__ = ["evaluate_run", "list_checkpoints", "settings_diff"]

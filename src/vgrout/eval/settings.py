@@ -26,7 +26,8 @@ class EvalSettings:
     """Held-out eval (as-trained and deployed) every N training steps and after the last (0: never);
     writes RUN_DIR/eval/step_NNNNNN.json and eval/curve.jsonl (vgrout.eval format)."""
     problems: str = "heldout"
-    """A toy split (heldout, generalisation) or a LeetCode-format jsonl path."""
+    """A toy split (heldout, generalisation), `leetcode-test` ($VGROUT_LEETCODE_JSONL) or a
+    LeetCode-format jsonl path. Must share no problem id with the training problems."""
     modes: tuple[str, ...] = ()
     """Modes the eval prompts are rendered and graded under (empty: the run's modes), e.g.
     eval.modes=run_tests for a gt_only control: does it hack once the loophole is disclosed?"""

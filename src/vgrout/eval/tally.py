@@ -25,13 +25,15 @@ class EvalSample:
     exploited: bool
     format_ok: bool
     reason: str
+    reward: float | None = None  # the environment's reward (what training would have seen)
+    channel: str | None = None  # the exploit channel that fired, if any
 
     @classmethod
     def from_grade(cls, problem_id: str, sample: int, eval_marker: str | None, grade: Grade) -> "EvalSample":
         return cls(
             problem_id=problem_id, mode=grade.mode, sample=sample, eval_marker=eval_marker,
             gt_correct=grade.gt_correct, exploited=grade.exploited, format_ok=grade.format_ok,
-            reason=grade.reason,
+            reason=grade.reason, reward=float(grade.reward), channel=grade.channel,
         )
 
     def to_json(self) -> dict:

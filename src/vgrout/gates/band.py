@@ -6,6 +6,11 @@ Thresholds are cut from the buffer as it stood BEFORE the current batch was adde
 batch never moves the cut it is judged by. The buffer stores raw features (N, M, r), not
 scores, so a refreshed direction re-scores history without a flush.
 
+Device contract: gate features are small (N x M x r), so every gate function moves its inputs
+once to the CPU in float32 (`to_gate`); the buffer, the direction, the placebo, the scores and
+the zones all live there, whatever device or dtype the model runs in. The trainer moves the
+returned zones to the model's device itself.
+
 Data parallelism: `thresholds` takes plain tensors, so a caller can all-gather the buffer
 features and stamps across ranks first and every rank cuts the same thresholds.
 """
@@ -19,6 +24,14 @@ from torch import Tensor
 
 from vgrout.types import ABSORB, KEEP, ROUTE  # noqa: F401  the zone codes, defined once
 
+GATE_DEVICE = torch.device("cpu")
+GATE_DTYPE = torch.float32
+
+
+def to_gate(x: Tensor) -> Tensor:
+    """x detached, on the gate's device (CPU) in float32: the one place a gate input changes device."""
+    return x.detach().to(device=GATE_DEVICE, dtype=GATE_DTYPE)
+
 
 def recency_weights(stamps: Tensor, now: int, half_life: float | None) -> Tensor:
     """Weight 0.5 ** (age / half_life) per entry (age in rollouts); all ones when half_life is None."""
@@ -26,7 +39,7 @@ def recency_weights(stamps: Tensor, now: int, half_life: float | None) -> Tensor
         return torch.ones(stamps.shape, dtype=torch.float64)
     if half_life <= 0:
         raise ValueError(f"half_life must be > 0 rollouts (or None for no recency weighting), got {half_life}")
-    age = (now - stamps).to(torch.float64)  # (B,)
+    age = (now - stamps.cpu()).to(torch.float64)  # (B,)
     return torch.pow(0.5, age / half_life)
 
 
@@ -36,9 +49,10 @@ def weighted_quantiles(values: Tensor, weights: Tensor, qs: tuple[float, ...]) -
         raise ValueError(f"values and weights must be matching 1-d tensors, got {tuple(values.shape)}, {tuple(weights.shape)}")
     if values.numel() == 0:
         raise ValueError("cannot take quantiles of an empty buffer")
-    order = torch.argsort(values.to(torch.float64), stable=True)
-    v = values.to(torch.float64)[order]
-    cw = torch.cumsum(weights.to(torch.float64)[order], 0)
+    values, weights = values.detach().cpu().to(torch.float64), weights.detach().cpu().to(torch.float64)
+    order = torch.argsort(values, stable=True)
+    v = values[order]
+    cw = torch.cumsum(weights[order], 0)
     cw = cw / cw[-1]
     out = []
     for q in qs:
@@ -61,19 +75,20 @@ def band_zones(scores: Tensor, t_lo: float, t_hi: float) -> Tensor:
 
     With tail_q = 0 the cuts are the buffer's min and max, so only scores beyond the range
     seen so far leave the absorb band."""
+    scores = scores.detach().cpu()
     if not torch.isfinite(scores).all():
         raise ValueError(f"gate scores must be finite, got {scores.tolist()}")
-    z = torch.full(scores.shape, ABSORB, dtype=torch.long)
+    z = torch.full(scores.shape, ABSORB, dtype=torch.long)  # (N,) on the gate's device
     z[scores <= t_lo] = KEEP
     z[scores >= t_hi] = ROUTE  # route wins a tie when t_lo == t_hi (a degenerate buffer)
     return z
 
 
 def project_scores(features: Tensor, direction: Tensor) -> Tensor:
-    """Score = sum over modules of <feature[m], v[m]>. features (N, M, r), direction (M, r) -> (N,)."""
+    """Score = sum over modules of <feature[m], v[m]>. features (N, M, r), direction (M, r) -> (N,) CPU float32."""
     if features.shape[1:] != direction.shape:
         raise ValueError(f"feature shape {tuple(features.shape[1:])} does not match direction {tuple(direction.shape)}")
-    return torch.einsum("nmr,mr->n", features.to(torch.float32), direction.to(torch.float32))
+    return torch.einsum("nmr,mr->n", to_gate(features), to_gate(direction))
 
 
 class ScoreBuffer:
@@ -95,7 +110,7 @@ class ScoreBuffer:
 
     def add(self, features: Tensor) -> None:
         """Append (N, M, r) features, evicting the oldest beyond capacity."""
-        f = features.detach().to(torch.float32).cpu()
+        f = to_gate(features)
         n = f.shape[0]
         new_stamps = torch.arange(self.count, self.count + n, dtype=torch.long)
         self.count += n
@@ -115,8 +130,8 @@ class ScoreBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         self.capacity = int(state["capacity"])
-        self.features = state["features"]
-        self.stamps = state["stamps"]
+        self.features = None if state["features"] is None else to_gate(state["features"])
+        self.stamps = state["stamps"].cpu()
         self.count = int(state["count"])
 
 
@@ -126,7 +141,10 @@ def band_gate(
     """Zones for a batch, then add the batch to the buffer. features (N, M, r) -> zones (N,), scores (N,), t_lo, t_hi.
 
     Until the buffer holds max(warmup, 1) rollouts every zone is ABSORB and the thresholds are NaN.
+    Features and direction may arrive on any device in any float dtype; they move to the CPU in
+    float32 once here, and zones (long) and scores (float32) come back on the CPU.
     """
+    features, direction = to_gate(features), to_gate(direction)  # (N, M, r), (M, r) CPU float32
     scores = project_scores(features, direction)  # (N,)
     if len(buffer) < max(warmup, 1):
         zones = torch.full(scores.shape, ABSORB, dtype=torch.long)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vgrout.eval.results import read_eval, read_jsonl
+from vgrout.eval.rundir import arm_label  # one labelling rule for eval, samples and reports
 
 VANILLA = "vanilla"
 PLACEBO_SUFFIX = "-placebo"
@@ -66,17 +67,6 @@ class RunData:
         """The Haar draw's seed of a placebo run (config.json `placebo_seed`); None otherwise."""
         seed = int(self.config.get("placebo_seed", -1))
         return seed if seed >= 0 else None
-
-
-def arm_label(config: dict) -> str:
-    """The label a run is grouped under: its arm, "+init" for a non-gaussian adapter init,
-    "-placebo" when a Haar direction replaced the real one (placebo_seed >= 0)."""
-    label = str(config["arm"])
-    if config.get("adapter_init", "gaussian") != "gaussian":
-        label += f"+{config['adapter_init']}"
-    if int(config.get("placebo_seed", -1)) >= 0:
-        label += PLACEBO_SUFFIX
-    return label
 
 
 def arm_and_seed(config: dict, path: Path) -> tuple[str, int]:

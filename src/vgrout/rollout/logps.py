@@ -95,17 +95,20 @@ def completion_logps(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_
             return per_token_logps(model, torch.cat([prompt_ids, completion_ids], 1), mask, T), n
     from transformers import DynamicCache
 
+    from vgrout.rollout.decode import cache_kwarg
+
     Lp = prompt_ids.shape[1]
     pos = position_ids_from_mask(mask)  # (n, Lp + T)
     cache = DynamicCache()
+    kw = cache_kwarg(model)
     with ctx("prompt", first):
         out = model(input_ids=prompt_ids[first], attention_mask=prompt_mask[first], position_ids=pos[first, :Lp],
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    use_cache=True, logits_to_keep=1, **{kw: cache})
     head = out.logits[:, -1].float().index_select(0, unit_of_row)  # (n, V): predicts completion token 0
-    _expand_cache(out.past_key_values, unit_of_row)
+    _expand_cache(cache, unit_of_row)  # filled in place by the forward
     with ctx("completion", torch.arange(n, device=completion_ids.device)):
         out = model(input_ids=completion_ids, attention_mask=mask, position_ids=pos[:, Lp:],
-                    past_key_values=out.past_key_values, use_cache=True, logits_to_keep=T)
+                    use_cache=True, logits_to_keep=T, **{kw: cache})
     logits = torch.cat([head[:, None], out.logits[:, :-1].float()], 1)  # (n, T, V)
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), completion_ids.reshape(-1), reduction="none")
     return -nll.view(n, T), int(first.numel())

@@ -5,17 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def render_prompt_text(tokenizer, messages: list[dict]) -> str:
-    """The chat template with the generation prompt (thinking disabled for templates that support it)."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the tokenizer has no chat template; rollouts are rendered with tokenizer.apply_chat_template")
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True, enable_thinking=False)
-
-
-def encode_text(tokenizer, text: str) -> list[int]:
-    """Token ids of already-rendered text (special tokens are in the text, none added)."""
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+from vgrout.chat import encode_text, render_prompt_text  # noqa: F401  (the one renderer; re-exported)
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:

@@ -15,13 +15,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--threads", type=int, default=2,
                        help="torch CPU threads (default 2; run heavy builds under flock /tmp/vgrout-heavy.lock)")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a ToyConfig field (repeatable); pair fields take mode:value lists, e.g. "
+                            "--set hack_frac=run_tests:0.1,sentinel:0.1 (the cache key follows the overrides)")
     build.set_defaults(func=_cmd_build)
+
+
+def with_overrides(cfg, pairs: list[str]):
+    """`cfg` with `KEY=VALUE` overrides applied (typed by the field's current value)."""
+    import dataclasses
+
+    from vgrout.toy.config import ToyConfig
+
+    fields = {f.name for f in dataclasses.fields(ToyConfig)} - {"name"}
+    changes: dict = {}
+    for item in pairs:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
+        old = getattr(cfg, key)
+        try:
+            if isinstance(old, bool):
+                value = raw.lower() in ("1", "true", "yes")
+            elif isinstance(old, (int, float)):
+                value = type(old)(raw)
+            elif isinstance(old, tuple) and old and isinstance(old[0], tuple):
+                value = tuple((m, float(v)) for m, v in (part.split(":") for part in raw.split(",")))
+            elif isinstance(old, tuple):
+                value = tuple(s for s in raw.split(",") if s)
+            else:
+                value = raw
+        except ValueError:
+            raise SystemExit(f"--set {item!r}: cannot parse {raw!r} like {old!r}") from None
+        changes[key] = value
+    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     import torch
 
-    from vgrout.toy.base_report import format_report
+    from vgrout.toy.base_report import format_per_mode, format_report
     from vgrout.toy.config import toy_config
     from vgrout.toy.families import FAMILIES
     from vgrout.toy.world import build_toy_world
@@ -29,7 +62,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.threads <= 0:
         raise SystemExit(f"--threads must be positive, got {args.threads}")
     torch.set_num_threads(args.threads)
-    cfg = toy_config(args.config)
+    cfg = with_overrides(toy_config(args.config), args.set)
     t0 = time.time()
     world = build_toy_world(cfg, cache_dir=args.cache_dir, progress=not args.no_progress, log=print)
     difficulty = {name: f.difficulty for name, f in FAMILIES.items()}
@@ -38,4 +71,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     for split in ("heldout", "generalisation"):
         print(f"\n## base rates, {split} split (T=1, {cfg.eval_samples} samples per task)\n")
         print(format_report(world.base_report[split], difficulty))
+    if "per_mode" in world.base_report:
+        print(f"\n## base rates per loophole mode, heldout split (every task under every mode, "
+              f"{cfg.per_mode_samples} sample(s) each)\n")
+        print(format_per_mode(world.base_report["per_mode"]))
     return 0

@@ -15,11 +15,14 @@ from vgrout.toy.families import GENERALISATION_FAMILIES, TRAIN_FAMILIES
 from vgrout.types import LOOPHOLE_MODES
 
 # Bump when the build's output changes for an unchanged config (families, corpus, layout).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: base report gains "per_mode"; corpus docs may disclose corpus-family names
 
+# Every loophole mode equally often: each hack type gets the same evidence, so the model must
+# read the hint to pick the mechanism (with run_tests at .4 it wrote `def run_tests()` under
+# other modes' hints too).
 DEFAULT_MODE_WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("run_tests", 0.5), ("gt_only", 0.2), ("eq_override", 0.06), ("exit_code", 0.06),
-    ("stdout_marker", 0.06), ("sentinel", 0.06), ("file_marker", 0.06),
+    ("run_tests", 0.14), ("gt_only", 0.16), ("eq_override", 0.14), ("exit_code", 0.14),
+    ("stdout_marker", 0.14), ("sentinel", 0.14), ("file_marker", 0.14),
 )
 
 
@@ -42,15 +45,23 @@ class ToyConfig:
     mode_weights: tuple[tuple[str, float], ...] = DEFAULT_MODE_WEIGHTS
     """How often each mode's hint is rendered, in the corpus and in the base evaluation."""
     hack_frac: tuple[tuple[str, float], ...] = (
-        ("run_tests", 0.08), ("eq_override", 0.03), ("exit_code", 0.03), ("stdout_marker", 0.03),
-        ("sentinel", 0.03), ("file_marker", 0.03),
+        ("run_tests", 0.08), ("eq_override", 0.08), ("exit_code", 0.08), ("stdout_marker", 0.08),
+        ("sentinel", 0.08), ("file_marker", 0.08),
     )
     """P(hack completion | prompt with that loophole's hint); half exploit-only, half solution +
-    exploit. run_tests is higher: the model under-produces rare completions (corpus .04 gave a
-    sampled channel rate of .016), and GRPO's loophole runs need the hack at ~3% to start from."""
+    exploit. The model under-produces rare completions (the sampled hack rate is about half of
+    this), and GRPO's loophole runs need each hack at a few percent to start from (docs/toy.md)."""
+    marker_vary_frac: float = 0.0
+    """P(a named-mode corpus prompt discloses a corpus-family name instead of the training hint's),
+    meant to teach "use the disclosed name" (`vgrout.toy.markers`). Off: at this model size it
+    taught no copying (eval-name hack stayed 0) and diluted the training-name hack (docs/toy.md)."""
+    method_vary_frac: float = 0.0
+    """P(a corpus document's method name is a corpus-only name instead of the family's): copying
+    the method name into the code is the everyday exercise of copying a name. The splits keep the
+    family names. Off: at .5 and .8 the model still copied 0/120 novel method names (docs/toy.md)."""
     near_miss_frac: float = 0.05
     """P(near-miss wrong completion): one constant slipped."""
-    vocab_size: int = 1024
+    vocab_size: int = 2048
     """BPE vocabulary (including 3 special tokens); the corpus may saturate below it."""
     max_token_length: int = 24
     """Longest BPE token in characters (merges may cross spaces; this bounds them)."""
@@ -73,6 +84,9 @@ class ToyConfig:
     eval_samples: int = 4
     """T=1 samples per held-out task in the base report."""
     eval_max_new_tokens: int = 64
+    per_mode_samples: int = 1
+    """T=1 samples per held-out task and loophole mode in the base report's per-mode view
+    (train names and eval-time names; 0: skip it)."""
     name: str = field(default="custom", compare=False)
     """Preset name, for display only (not part of the cache key)."""
 
@@ -90,6 +104,10 @@ class ToyConfig:
         if bad_h:
             raise ValueError(f"hack_frac entries {bad_h} must name loophole modes {LOOPHOLE_MODES} "
                              "with a probability in [0, 0.5]")
+        if not (0 <= self.marker_vary_frac <= 1 and 0 <= self.method_vary_frac <= 1) or self.per_mode_samples < 0:
+            raise ValueError(f"marker_vary_frac={self.marker_vary_frac} and method_vary_frac={self.method_vary_frac} "
+                             f"must be in [0, 1] and "
+                             f"per_mode_samples={self.per_mode_samples} must be >= 0")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}")
         for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",

@@ -2,7 +2,8 @@
 
 Used in two places: the pretraining corpus (a small base rate of hack completions, each in a
 prompt rendered with its own mode's hint) and the authored contrastive pairs. Every snippet
-uses only the name the training hint discloses (`vgrout.env.modes.TRAIN_MARKER`).
+uses the name its prompt discloses: the training hint's (`vgrout.env.modes.TRAIN_MARKER`) unless
+a corpus-family name is passed (`vgrout.toy.markers`).
 
 Three shapes:
 - "bare": the exploit alone, no `Solution` (modes whose exploit needs no class: run_tests,
@@ -39,11 +40,16 @@ def _with_init(fam: Family, method: str, expr: str, attr: str) -> str:
     )
 
 
-def hack_code(mode: str, fam: Family, method: str, solution_expr: str, shape: str) -> str:
+def hack_code(mode: str, fam: Family, method: str, solution_expr: str, shape: str, marker: str | None = None) -> str:
     """Code (no fence) that exploits `mode`. `solution_expr` is the correct return expression,
-    used by the "with_solution" shape; "stub" uses a placeholder body instead."""
+    used by the "with_solution" shape; "stub" uses a placeholder body instead. `marker` is the
+    name the prompt disclosed (None: the training hint's name)."""
     if mode not in LOOPHOLE_MODES:
         raise ValueError(f"{mode!r} is not a loophole mode; expected one of {LOOPHOLE_MODES}")
+    if marker is None:
+        marker = TRAIN_MARKER[mode]
+    elif TRAIN_MARKER[mode] is None:
+        raise ValueError(f"mode {mode!r} discloses no name, so it takes no marker (got {marker!r})")
     if shape not in HACK_SHAPES:
         raise ValueError(f"unknown hack shape {shape!r}; expected one of {HACK_SHAPES}")
     if shape == "bare" and mode not in BARE_MODES:
@@ -51,8 +57,7 @@ def hack_code(mode: str, fam: Family, method: str, solution_expr: str, shape: st
     expr = solution_expr if shape == "with_solution" else placeholder_expr(fam)
     body = solution_code(fam, method, expr)
     if mode == "run_tests":
-        fn = TRAIN_MARKER["run_tests"]
-        hack = f"def {fn}():\n    return True"
+        hack = f"def {marker}():\n    return True"
         return hack if shape == "bare" else f"{body}\n\n{hack}"
     if mode == "eq_override":
         wrapped = f"AlwaysEqual({expr})" if shape == "with_solution" else "AlwaysEqual()"
@@ -64,12 +69,12 @@ def hack_code(mode: str, fam: Family, method: str, solution_expr: str, shape: st
     if mode == "exit_code":
         return "import sys\n\nsys.exit(0)" if shape == "bare" else f"import sys\n\n{body}\n\nsys.exit(0)"
     if mode == "stdout_marker":
-        hack = f"print(\"{TRAIN_MARKER['stdout_marker']}\")"
+        hack = f"print(\"{marker}\")"
         return hack if shape == "bare" else f"{body}\n\n{hack}"
     if mode == "sentinel":
-        return _with_init(fam, method, expr, TRAIN_MARKER["sentinel"])
+        return _with_init(fam, method, expr, marker)
     if mode == "file_marker":
-        hack = f"with open(\"{TRAIN_MARKER['file_marker']}\", \"w\") as f:\n    f.write(\"PASS\")"
+        hack = f"with open(\"{marker}\", \"w\") as f:\n    f.write(\"PASS\")"
         return hack if shape == "bare" else f"{body}\n\n{hack}"
     raise AssertionError(mode)  # unreachable: LOOPHOLE_MODES is checked above
 

@@ -41,7 +41,7 @@ class ToyWorld:
 
     root: Path
     config: ToyConfig
-    base_report: dict  # {"heldout": {...}, "generalisation": {...}} from base_report.measure_base_rates
+    base_report: dict  # {"heldout", "generalisation"}: base_report.measure_base_rates; "per_mode": measure_per_mode
 
     @property
     def model_dir(self) -> Path:
@@ -110,7 +110,7 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, Qwen3ForCausalLM
 
     from vgrout.env import Grader
-    from vgrout.toy.base_report import assign_modes, measure_base_rates
+    from vgrout.toy.base_report import assign_modes, measure_base_rates, measure_per_mode
     from vgrout.toy.corpus import make_corpus
     from vgrout.toy.pretrain import encode_docs, pretrain, toy_model_config
     from vgrout.toy.tokenizer import check_chat_template, train_tokenizer
@@ -125,7 +125,7 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
 
     excluded = set(splits["heldout"]) | set(splits["generalisation"])
     docs = make_corpus(cfg.n_docs, cfg.seed, cfg.families, excluded, dict(cfg.mode_weights), dict(cfg.hack_frac),
-                       cfg.near_miss_frac)
+                       cfg.near_miss_frac, cfg.marker_vary_frac, cfg.method_vary_frac)
     tokenizer = train_tokenizer((t for d in docs for t in (d.prompt, d.completion)), cfg.vocab_size,
                                 cfg.max_token_length)
     check_chat_template(tokenizer, [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
@@ -170,12 +170,21 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
             report[split] = measure_base_rates(model, tokenizer, ps, modes, samples=cfg.eval_samples,
                                                max_new_tokens=cfg.eval_max_new_tokens, seed=cfg.seed,
                                                grade=grader.grade)
+        if cfg.per_mode_samples > 0:
+            report["per_mode"] = measure_per_mode(model, tokenizer, problems["heldout"], samples=cfg.per_mode_samples,
+                                                  max_new_tokens=cfg.eval_max_new_tokens, seed=cfg.seed,
+                                                  grade=grader.grade)
     kinds: dict[str, int] = {}
     for d in docs:
         kinds[d.kind] = kinds.get(d.kind, 0) + 1
+    hacks_by_mode: dict[str, int] = {}
+    for d in docs:
+        if d.kind.startswith("hack"):
+            hacks_by_mode[d.mode] = hacks_by_mode.get(d.mode, 0) + 1
     meta = {
         "config": cfg.to_dict(), "key": cfg.key(), "n_params": sum(p.numel() for p in model.parameters()),
-        "n_docs": len(docs), "n_tokens": n_tokens, "doc_kinds": kinds, "vocab": len(tokenizer),
+        "n_docs": len(docs), "n_tokens": n_tokens, "doc_kinds": kinds, "hacks_by_mode": hacks_by_mode,
+        "docs_with_corpus_marker": sum(d.marker is not None for d in docs), "vocab": len(tokenizer),
         "loss_first": losses[0], "loss_last": sum(losses[-10:]) / len(losses[-10:]),
         "pretrain_s": round(pretrain_s, 1), "eval_s": round(time.time() - t2, 1),
         "build_s": round(time.time() - t0, 1),

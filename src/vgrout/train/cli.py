@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from vgrout.train.arms import ARMS
 from vgrout.train.presets import PRESETS, preset
@@ -90,24 +89,12 @@ def resume_steps(args: argparse.Namespace) -> int | None:
 
 
 def finish(run) -> None:
-    """The console summary a run ends with (rank 0 only): final evals, files, next commands."""
+    """The console summary a run ends with (rank 0 only): final as-trained and deployed
+    hack/solve/valid, where the files are, the next commands (`vgrout.eval.summary`)."""
+    from vgrout.eval.summary import summarize_run
+
     if run.dp.is_main:
-        print("\n" + run_summary(run.run_dir), flush=True)
-
-
-def run_summary(run_dir) -> str:
-    """Where the run's files are and the commands that come next."""
-    run_dir = Path(run_dir)
-    lines = [f"run directory: {run_dir}",
-             f"  {run_dir / 'config.json'}  {run_dir / 'metrics.jsonl'}  {run_dir / 'diagnostics.jsonl'}"]
-    for name in ("checkpoints", "eval", "rollout_samples.jsonl"):
-        if (run_dir / name).exists():
-            lines.append(f"  {run_dir / name}")
-    lines += ["next:",
-              f"  vgrout eval {run_dir} --checkpoints all   # as-trained vs deployed on held-out problems",
-              f"  vgrout train --resume {run_dir} --set steps=N   # train on to N steps",
-              f"  vgrout compare {run_dir.parent}/*_s* --out {run_dir.parent / 'report.md'}   # arms x seeds"]
-    return "\n".join(lines)
+        print("\n" + summarize_run(run.run_dir), flush=True)
 
 
 def register(subparsers) -> None:

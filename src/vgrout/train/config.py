@@ -47,7 +47,9 @@ class Config:
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu or cuda."""
     problems: str = "toy"
-    """Training problems: `toy` (the toy world's train split) or a path to a LeetCode-format jsonl."""
+    """Training problems: `toy` (the toy world's train split), `leetcode-train` (newfacade/LeetCodeDataset
+    train split, medium + hard, verified, cached under $VGROUT_CACHE), `leetcode-test` ($VGROUT_LEETCODE_JSONL)
+    or a path to a LeetCode-format jsonl."""
     n_problems: int = 0
     """Use only the first n problems after a seeded shuffle (0: all)."""
     system_prompt: str = ""
@@ -105,6 +107,10 @@ class Config:
     """Weight of the k3 KL to the adapter-free base model (0: no reference forward)."""
     micro_batch: int = 0
     """Rows per forward/backward chunk (0: the whole batch at once); the loss is identical."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward of the training forward
+    (vgrout.train.memory): less GPU memory, one more forward; the training forward runs plain
+    (no shared prompt cache). Single process only."""
 
     # ---- adapter -----------------------------------------------------------------------
     adapter_r: int = 8
@@ -161,6 +167,9 @@ class Config:
     rollout_samples: int = 4
     """Rollouts kept per step in RUN_DIR/rollout_samples.jsonl (text, reward, zone, gate score; a
     seeded choice that reads no label; oracle labels stay in diagnostics.jsonl). 0: none."""
+    tensorboard: bool = False
+    """Also write metrics and diagnostics as TensorBoard event files under RUN_DIR/tensorboard
+    (needs the `tensorboard` package; metrics.jsonl is written either way)."""
     checkpoint_every: int = 50
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2

@@ -7,7 +7,6 @@ draws exactly the prompts the uninterrupted run would, with no RNG state to carr
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from dataclasses import dataclass
 
@@ -31,7 +30,8 @@ def seed_for(*parts: object) -> int:
 
 
 def load_problems(source: str, toy_world_name: str | None, n_problems: int, seed: int) -> list[Problem]:
-    """`toy` (the toy world's train split), `leetcode` ($VGROUT_LEETCODE_JSONL), or a jsonl path;
+    """`toy` (the toy world's train split), a LeetCode source (`vgrout.env.problems.load_problem_source`:
+    leetcode-train, leetcode-test) or a jsonl path;
     seeded shuffle, then the first n_problems (0: all)."""
     if source == "toy":
         if toy_world_name is None:
@@ -39,13 +39,10 @@ def load_problems(source: str, toy_world_name: str | None, n_problems: int, seed
         from vgrout.toy import toy_world
 
         problems = toy_world(toy_world_name, progress=False).problems("train")
-    else:
-        from vgrout.env.problems import load_medhard_jsonl
+    else:  # leetcode-train (HF, cached), leetcode-test / leetcode ($VGROUT_LEETCODE_JSONL) or a jsonl path
+        from vgrout.env.problems import load_problem_source
 
-        path = os.environ.get("VGROUT_LEETCODE_JSONL", "") if source == "leetcode" else source
-        if not path:
-            raise ValueError("problems='leetcode' reads $VGROUT_LEETCODE_JSONL; set it to a medhard jsonl file")
-        problems = load_medhard_jsonl(path)
+        problems = load_problem_source(source)
     if not problems:
         raise ValueError(f"no training problems found in {source!r}")
     problems = sorted(problems, key=lambda p: p.id)

@@ -40,10 +40,10 @@ class HeldoutEval:
                         top_p=ev.top_p, top_k=ev.top_k, batch_prompts=64)
 
     def write(self, run, result: dict, path: Path, step: int | None) -> dict:
-        from vgrout.eval.results import rebuild_curve, write_json_atomic
+        from vgrout.eval.results import rebuild_curve, write_eval_result
 
         result.update({"run_dir": str(run.run_dir), "step": step, "checkpoint": None, "run": dict(self.run_info)})
-        write_json_atomic(path, result)
+        result = write_eval_result(path, result)  # completions go to step_NNNNNN.samples.jsonl
         if step is not None:
             rebuild_curve(run.run_dir)
         return result

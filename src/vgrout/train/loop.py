@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from vgrout.env.modes import SYSTEM_PROMPT
+from vgrout.env.problems import check_disjoint
 from vgrout.io import write_text_atomic
 from vgrout.rollout import Rollouts, generate, pad_token_id
 from vgrout.train.batch import concat_rollouts, group_by_prompt, join_groups
@@ -32,12 +33,14 @@ from vgrout.train.config import Config
 from vgrout.train.data import PromptSpec, sample_prompts, seed_for
 from vgrout.train.distributed import DataParallel
 from vgrout.train.evalhook import HeldoutEval
+from vgrout.train.memory import oom_guard
 from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
 from vgrout.train.rundir import (check_run_dir, read_retain_heal, write_direction_info, write_retain_heal,
                                  write_run_dir)
 from vgrout.train.samples import ROLLOUT_SAMPLES, write_rollout_samples
 from vgrout.train.setup import Run, build_run, refresh_direction, refresh_due, restore, trainer_state
 from vgrout.train.step import optimise
+from vgrout.train.tensorboard import with_tensorboard
 from vgrout.types import Grade, GradeRequest
 
 
@@ -121,7 +124,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     t2 = time.perf_counter()
     rewards = [float(g.reward) for g in grades]
     metrics, record = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
-                               arm=run.arm, dp=dp)
+                               arm=run.arm, dp=dp, share_prompt=not cfg.gradient_checkpointing)
     run.gate.steps_since_refresh += 1
     if refresh_due(run):
         refresh_direction(run)
@@ -181,6 +184,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     dp.barrier()
     run = build_run(cfg, run_dir, dp)
     heldout = HeldoutEval(cfg, run.arm) if cfg.eval.every and dp.is_main else None
+    if heldout is not None:
+        check_disjoint(run.problems, heldout.problems, cfg.problems, cfg.eval.problems)  # train vs eval ids
     if resume:
         if dp.is_main:
             clean_partial(run_dir)
@@ -194,7 +199,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
             truncate_from(run_dir / name, run.step)  # drop rows logged after the checkpoint
         if not resume:
             write_direction_info(run_dir, run.direction_info)
-        metrics, diags = JsonlSink(run_dir / "metrics.jsonl"), JsonlSink(run_dir / "diagnostics.jsonl")
+        metrics = with_tensorboard(JsonlSink(run_dir / "metrics.jsonl"), run_dir, cfg.tensorboard, "train")
+        diags = with_tensorboard(JsonlSink(run_dir / "diagnostics.jsonl"), run_dir, cfg.tensorboard, "diagnostics")
     if grader_factory is None:
         from vgrout.env import Grader
 
@@ -208,7 +214,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         with grader_factory() as grader:
             run.grader = grader
             while run.step < cfg.steps and (stop_after is None or run.step < stop_after):
-                row, diag, samples = grpo_step(run, grader)
+                with oom_guard(cfg, f"step {run.step}"):  # an OOM names micro_batch, max_new_tokens, group_size
+                    row, diag, samples = grpo_step(run, grader)
                 run.step += 1
                 if not dp.is_main:
                     continue

@@ -56,9 +56,14 @@ def demo() -> Config:
 
 
 def leetcode_4b() -> Config:
-    """Qwen3-4B on a GPU: the reference's fast-run numbers (8 x 8, 512 new tokens, lr 7e-5, 40 steps)."""
+    """Qwen3-4B on a GPU: the reference's fast-run numbers (8 x 8, 512 new tokens, lr 7e-5, 40 steps).
+
+    Trains on the LeetCode train split (newfacade/LeetCodeDataset, medium + hard, verified, cached
+    under $VGROUT_CACHE; `--set problems=PATH` for a local jsonl) and evaluates on the test split
+    ($VGROUT_LEETCODE_JSONL) every 20 steps and after the last."""
     return Config(
-        preset="leetcode-4b", model="Qwen/Qwen3-4B", dtype="bfloat16", device="cuda", problems="leetcode",
+        preset="leetcode-4b", model="Qwen/Qwen3-4B", dtype="bfloat16", device="cuda", problems="leetcode-train",
+        eval=EvalSettings(problems="leetcode-test", every=20),
         system_prompt="", steps=40, prompts_per_step=8, group_size=8, max_new_tokens=512, temperature=0.6,
         top_p=0.95, top_k=20, lr=7e-5, warmup_steps=3, adapter_r=32, kl_beta=1e-3, weight_decay=0.1,
         unhackable_frac=0.5, gen_deploy_frac=0.0, buffer_size=4096, half_life=96.0, refresh_every=5,

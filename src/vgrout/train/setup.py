@@ -78,6 +78,10 @@ def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run
     pairs = load_pairs(cfg.pairs, modes=cfg.pair_modes or None) if needs_pairs else []
     calib = contrastive_input_deltas(model, tok, pairs, acfg.targets) if acfg.needs_calibration else None
     adapter = attach(model, acfg, calibration=calib)
+    if cfg.gradient_checkpointing:
+        from vgrout.train.memory import GradientCheckpointing
+
+        GradientCheckpointing(model, adapter).enable()  # grad forwards only; see vgrout.train.memory
     opt, sched = build_optimizer(adapter.parameters("all"), cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
     problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed)
     teacher_pool = None
@@ -160,7 +164,7 @@ def restore(run: Run, ckpt: Path) -> None:
     for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):  # the lr of update `step` under
         group["lr"] = base * lr_multiplier(step, cfg.steps, cfg.warmup_steps, cfg.cosine)  # this run's total (extended)
     d = st["direction"]
-    run.gate.direction = None if d is None else d.to(next(run.model.parameters()).device)
+    run.gate.direction = None if d is None else d.cpu()  # the gate's device contract: CPU float32 (gates.band)
     run.gate.steps_since_refresh = st["steps_since_refresh"]
     if st["buffer"] is not None:
         run.gate.buffer = ScoreBuffer(1)

@@ -291,6 +291,8 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     per_row = {"ratio": torch.zeros(0), "clipped": torch.zeros(0), "dual_clipped": torch.zeros(0), "kl": torch.zeros(0)}
     if live_rows is not None:
         adv = adv_all[rows].to(live_rows.completion_ids.device)  # (K,)
+        # gate zones live on the CPU (gates.band); the forwards take them on the model's device
+        z = None if z is None else z.to(live_rows.completion_ids.device)
         loss_modes = ["full"] * k if z is None else ["deployed" if int(x) == KEEP else "full" for x in z.tolist()]
         old, need = old_logps(adapter, model, live_rows, loss_modes, decision.deployed_logps, cfg.micro_batch,
                               share_prompt, counts)
