@@ -127,3 +127,63 @@ def test_eval_settings_nest_and_old_flat_configs_still_load():
         c.with_overrides({"eval.temperature": "0"})
     with pytest.raises(ValueError, match="twice"):
         Config.from_dict({**d, "eval_seed": 1})
+
+
+def test_dual_clip_bounds_a_negative_advantage_row_with_a_huge_ratio():
+    """A keep row whose full-adapter sampling probability dwarfs the deployed block's (rho = e^20)
+    with A < 0: PPO alone gives a loss and gradient that scale with rho; the dual clip caps the
+    term at c |A| per token with zero gradient."""
+    logp = torch.tensor([[-1.0, -2.0, -3.0]], requires_grad=True)
+    old = logp.detach() - 20.0  # rho = e^20 on every token
+    mask, adv, c = torch.tensor([[1, 1, 0]]), torch.tensor([-2.0]), 3.0
+    loss_ppo, _ = grpo_token_loss(logp, old, adv, mask, clip=0.2, normaliser=1.0)
+    (g_ppo,) = torch.autograd.grad(loss_ppo, logp)
+    assert float(loss_ppo.detach()) > 1e8 and float(g_ppo.abs().max()) > 1e8  # unbounded without the cap
+    loss, st = grpo_token_loss(logp, old, adv, mask, clip=0.2, normaliser=1.0, dual_clip=c)
+    (g,) = torch.autograd.grad(loss, logp)
+    assert float(loss.detach()) == pytest.approx(c * 2.0 * 2)  # c |A| per unmasked token
+    assert float(g.abs().max()) == 0.0
+    assert float(st["dual_clipped"]) == 1.0 and float(st["ratio"]) > 1e8
+    # below the cap the dual clip changes nothing; A > 0 never binds it (PPO's clip does)
+    old_small = logp.detach() - 0.5  # rho = e^0.5 < c
+    for a in (-2.0, 2.0):
+        l0, s0 = grpo_token_loss(logp, old_small, torch.tensor([a]), mask, clip=0.2, normaliser=1.0)
+        l1, s1 = grpo_token_loss(logp, old_small, torch.tensor([a]), mask, clip=0.2, normaliser=1.0, dual_clip=c)
+        assert torch.equal(l0, l1) and float(s1["dual_clipped"]) == 0.0
+    _, st = grpo_token_loss(logp, old, torch.tensor([2.0]), mask, clip=0.2, normaliser=1.0, dual_clip=c)
+    assert float(st["dual_clipped"]) == 0.0 and float(st["clipped"]) == 1.0
+    with pytest.raises(ValueError, match="dual_clip=0.5 must be > 1"):
+        grpo_token_loss(logp, old, adv, mask, clip=0.2, normaliser=1.0, dual_clip=0.5)
+
+
+def test_dual_clip_leaves_on_policy_rows_bit_identical():
+    torch.manual_seed(0)
+    logp0 = torch.randn(4, 5) - 2.0
+    adv, mask = torch.tensor([-1.5, 0.0, 0.7, -0.2]), torch.ones(4, 5)
+    grads, losses = [], []
+    for c in (0.0, 3.0):
+        logp = logp0.clone().requires_grad_(True)
+        loss, _ = grpo_token_loss(logp, logp.detach(), adv, mask, clip=0.2, normaliser=20.0, dual_clip=c,
+                                  logp_ref=logp0 - 0.1, kl_beta=0.01)
+        loss.backward()
+        grads.append(logp.grad)
+        losses.append(loss.detach())
+    assert torch.equal(losses[0], losses[1]) and torch.equal(grads[0], grads[1])
+
+
+def test_derived_seeds_differ_per_seed_and_resolve_once():
+    a, b = Config(arm="routeA", placebo=True, seed=0).resolved(), Config(arm="routeA", placebo=True, seed=1).resolved()
+    assert a.placebo_seed >= 0 and a.adapter_init_seed >= 0
+    assert a.placebo_seed != b.placebo_seed and a.adapter_init_seed != b.adapter_init_seed
+    assert a.placebo_seed != a.adapter_init_seed
+    assert a == Config(arm="routeA", placebo=True, seed=0).resolved() == a.resolved()  # reproducible, idempotent
+    assert Config.from_dict(a.to_dict()) == a  # what config.json holds loads back unchanged
+    off = Config(arm="routeA", seed=0).resolved()
+    assert (off.placebo, off.placebo_seed) == (False, -1)  # no placebo: nothing drawn
+    explicit = Config(arm="routeA", placebo_seed=11)  # an explicit seed turns the placebo on and is kept
+    assert explicit.placebo and explicit.resolved().placebo_seed == 11
+    assert Config(adapter_init_seed=0).resolved().adapter_init_seed == 0  # older configs' fixed init seed
+    with pytest.raises(ValueError, match="placebo=true replaces a routing direction, but arm=absorb"):
+        Config(arm="absorb", placebo=True)
+    with pytest.raises(ValueError, match="dual_clip_c=1.0 must be > 1"):
+        Config(dual_clip_c=1.0)

@@ -23,7 +23,7 @@ from pathlib import Path
 ARMS: dict[str, dict[str, object]] = {
     "vanilla": {"arm": "vanilla"},
     "routeA": {"arm": "routeA"},
-    "routeA-placebo": {"arm": "routeA", "placebo_seed": 1000},
+    "routeA-placebo": {"arm": "routeA", "placebo": True},  # Haar seed derived from the run seed: n seeds, n draws
     "absorb": {"arm": "absorb"},
     "absorb+scorda": {"arm": "absorb", "adapter_init": "scorda"},
     "routeV": {"arm": "routeV"},
@@ -44,7 +44,7 @@ def train_one(cfg, run_dir: Path, start=None) -> str:
 
     if (run_dir / "config.json").is_file():
         saved = json.loads((run_dir / "config.json").read_text())
-        if saved != json.loads(cfg.to_json()) or read_start(run_dir) != start:
+        if saved != json.loads(cfg.resolved().to_json()) or read_start(run_dir) != start:  # derived seeds resolved
             raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
                              "pass --fresh to start over, or another --out")
         if run_is_finished(run_dir, cfg.steps):
@@ -67,7 +67,7 @@ def evaluate_base(cfg, path: Path) -> Path:
     from vgrout.train.arms import arm_for
     from vgrout.train.evalhook import HeldoutEval
 
-    cfg = cfg.with_overrides({"arm": "vanilla", "placebo_seed": -1})  # no quarantine: one sampling pass
+    cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1})  # no quarantine: one sampling pass
     key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
     if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
         return path

@@ -31,16 +31,16 @@ STUDY_ARMS: dict[str, object] = {
     "vanilla": lambda seed: {"arm": "vanilla"},
     "absorb": lambda seed: {"arm": "absorb"},
     "routeA": lambda seed: {"arm": "routeA"},
-    "routeA-placebo": lambda seed: {"arm": "routeA", "placebo_seed": 1000 + seed},
+    "routeA-placebo": lambda seed: {"arm": "routeA", "placebo": True},  # Haar seed derived from the run seed
     "routeV": lambda seed: {"arm": "routeV"},
-    "routeV-placebo": lambda seed: {"arm": "routeV", "placebo_seed": 1000 + seed},
+    "routeV-placebo": lambda seed: {"arm": "routeV", "placebo": True},
     "absorb+scorda": lambda seed: {"arm": "absorb", "adapter_init": "scorda"},
     "gt_only": lambda seed: {"arm": "vanilla", "modes": ("gt_only",)},  # the loophole pays nothing
     "inoculation": lambda seed: {"arm": "inoculation"},
 }
 # Config fields a branch may change relative to the prefix it forks from: the arm and what
 # only the arm reads, plus bookkeeping that does not touch the trained state.
-FORK_FREE = frozenset({"arm", "placebo_seed", "inoculation_prompt", "checkpoint_every", "eval", "preset"})
+FORK_FREE = frozenset({"arm", "placebo", "placebo_seed", "inoculation_prompt", "checkpoint_every", "eval", "preset"})
 HELDOUT_MODES_PRESET = "heldout-modes"  # the multi-mode preset of issue 11 item 6 (held-out loophole modes)
 
 

@@ -128,11 +128,14 @@ class ToyConfig:
 
 PRESETS = {
     "default": ToyConfig(name="default"),
-    # builds in seconds: for tests and the trainer's smoke preset (the model learns little)
+    # builds in seconds: for tests and the trainer's smoke preset. 200 pretraining steps (~15 s on
+    # one core) teach it the fenced-code format often enough (a few percent of T=0.5 samples) that
+    # smoke's groups earn reward variance and take real updates; at 12 steps it emitted noise only
+    # (the model still solves and hacks nothing)
     "tiny": ToyConfig(
         name="tiny", heldout_per_family=2, train_per_family=8, n_docs=400, vocab_size=384,
         hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2, head_dim=16, intermediate_size=64,
-        max_positions=256, steps=12, batch_size=16, warmup_steps=3, eval_samples=1, eval_max_new_tokens=24,
+        max_positions=256, steps=200, batch_size=16, warmup_steps=3, eval_samples=1, eval_max_new_tokens=24,
     ),
 }
 

@@ -54,9 +54,12 @@ def _run(args: argparse.Namespace) -> int:
     from vgrout.train.loop import train
 
     if args.resume:
-        if args.out or args.set or args.arm is not None or args.seed is not None:
-            raise SystemExit("--resume continues a run with its saved config.json; drop --out/--set/--arm/--seed")
-        train(None, args.resume, resume=True)
+        steps = resume_steps(args)
+        try:
+            run = train(None, args.resume, resume=True, steps=steps)
+        except ValueError as exc:
+            raise SystemExit(f"vgrout train: {exc}") from None
+        finish(run)
         return 0
     if not args.out:
         raise SystemExit("vgrout train: give --out RUN_DIR (or --resume RUN_DIR)")
@@ -64,8 +67,34 @@ def _run(args: argparse.Namespace) -> int:
         cfg = build_config(args)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    train(cfg, args.out, overwrite=args.overwrite)
+    finish(train(cfg, args.out, overwrite=args.overwrite))
     return 0
+
+
+def resume_steps(args: argparse.Namespace) -> int | None:
+    """`--resume RUN` keeps the saved config.json; `--set steps=N` alone may change it (extend the run)."""
+    if args.out or args.arm is not None or args.seed is not None:
+        raise SystemExit("--resume continues a run with its saved config.json; drop --out/--arm/--seed")
+    sets = parse_sets(args.set or [])
+    other = sorted(set(sets) - {"steps"})
+    if other:
+        raise SystemExit(f"--resume takes only --set steps=N (to extend the run); {', '.join(other)} would change "
+                         "the run's meaning: start a new run with --out instead")
+    if "steps" not in sets:
+        return None
+    try:
+        return int(sets["steps"])
+    except ValueError:
+        raise SystemExit(f"--set steps={sets['steps']!r}: expected an integer") from None
+
+
+def finish(run) -> None:
+    """The console summary a run ends with (rank 0 only): final as-trained and deployed
+    hack/solve/valid, where the files are, the next commands (`vgrout.eval.summary`)."""
+    from vgrout.eval.summary import summarize_run
+
+    if run.dp.is_main:
+        print("\n" + summarize_run(run.run_dir), flush=True)
 
 
 def register(subparsers) -> None:

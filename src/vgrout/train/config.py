@@ -8,6 +8,7 @@ Config: the trainer unpacks the values each stage needs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import typing
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ class Config:
     of each final update, after AdamW), inoculation (vanilla whose training prompts carry
     `inoculation_prompt`)."""
     seed: int = 0
-    """Seeds prompt sampling, generation and the torch RNG; the adapter init has its own seed."""
+    """Seeds prompt sampling, generation and the torch RNG, and (unless given) the adapter init
+    and the placebo draw: `adapter_init_seed` and `placebo_seed` are derived from it."""
     steps: int = 300
     """Optimizer updates (one per GRPO step)."""
 
@@ -106,6 +108,11 @@ class Config:
     """Decay toward init after each update: p <- p - lr_t * wd * (p - p0)."""
     ppo_clip: float = 0.2
     """PPO ratio clip epsilon."""
+    dual_clip_c: float = 3.0
+    """Dual clip: on tokens with advantage A < 0 the ratio rho is capped at c, so an off-policy
+    row (keep rows sampled with the full adapter, deploy-sampled absorb/route rows, teacher
+    rows) with a huge rho cannot make an unbounded update (PPO's clip bounds only A > 0).
+    Must be > 1 (0: off, plain PPO). On-policy rows have rho = 1 and are unaffected."""
     kl_beta: float = 0.0
     """Weight of the k3 KL to the adapter-free base model (0: no reference forward)."""
     micro_batch: int = 0
@@ -120,8 +127,9 @@ class Config:
     """Rank of each block (deployed and quarantine)."""
     adapter_init: str = "gaussian"
     """gaussian, pissa, corda, scorda, scorda_rev, antipasto (the last four calibrate on the pairs)."""
-    adapter_init_seed: int = 0
-    """Seed of the gaussian init."""
+    adapter_init_seed: int = -1
+    """Seed of the gaussian init; -1: derived from `seed` (the resolved value is written to
+    config.json), so seeds differ in their init as well as in their sampling."""
     adapter_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     """Last name component of each wrapped nn.Linear."""
 
@@ -140,8 +148,13 @@ class Config:
     """Authored pair set: a bundled name or a .jsonl path."""
     pair_modes: tuple[str, ...] = ()
     """Keep only pairs of these loophole modes (empty: all), e.g. to test on held-out modes."""
+    placebo: bool = False
+    """Replace the real direction by Haar-random unit rows of the same shape (gated arms and
+    erase), drawn with `placebo_seed`: the chance baseline of a direction arm."""
     placebo_seed: int = -1
-    """>= 0: replace the real direction by Haar-random unit rows of the same shape (gated arms and erase)."""
+    """Seed of the placebo's Haar draw; -1: derived from `seed` (resolved into config.json), so
+    n seeds compare against n placebo draws. Giving a seed >= 0 turns the placebo on
+    (`--set placebo_seed=11` works alone); a config.json without placebo reads -1."""
     motivate_pairs: int = 0
     """routeV only: > 0 extracts v_grad from this many self-generated "motivate" pairs instead of
     the authored ones (hack side: the hinted prompt plus a note that discloses the mechanism;
@@ -161,6 +174,9 @@ class Config:
     eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
     """Held-out evaluation during training (`--set eval.every=20`, `eval.temperature=0.6`, ...):
     see vgrout.eval.settings.EvalSettings. Older configs' flat `eval_X` names still load."""
+    rollout_samples: int = 4
+    """Rollouts kept per step in RUN_DIR/rollout_samples.jsonl (text, reward, zone, gate score; a
+    seeded choice that reads no label; oracle labels stay in diagnostics.jsonl). 0: none."""
     tensorboard: bool = False
     """Also write metrics and diagnostics as TensorBoard event files under RUN_DIR/tensorboard
     (needs the `tensorboard` package; metrics.jsonl is written either way)."""
@@ -173,6 +189,8 @@ class Config:
 
     # ------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
+        if self.placebo_seed >= 0 and not self.placebo:  # an explicit placebo seed asks for the placebo
+            object.__setattr__(self, "placebo", True)
         if isinstance(self.eval, dict):
             object.__setattr__(self, "eval", EvalSettings(**self.eval))
         for name in ("modes", "pair_modes", "adapter_targets"):
@@ -182,6 +200,16 @@ class Config:
             else:
                 object.__setattr__(self, name, tuple(v))
         validate(self)
+
+    def resolved(self) -> Config:
+        """The config with its derived seeds filled in (what config.json records and a run uses):
+        adapter_init_seed and, for a placebo, placebo_seed, each a function of `seed`; without a
+        placebo placebo_seed stays -1. Idempotent."""
+        init_seed = self.adapter_init_seed if self.adapter_init_seed >= 0 else derived_seed("adapter_init", self.seed)
+        placebo_seed = -1
+        if self.placebo:
+            placebo_seed = self.placebo_seed if self.placebo_seed >= 0 else derived_seed("placebo", self.seed)
+        return dataclasses.replace(self, adapter_init_seed=init_seed, placebo_seed=placebo_seed)
 
     @property
     def rollouts_per_step(self) -> int:
@@ -235,6 +263,13 @@ class Config:
         return dataclasses.replace(self, **parsed)
 
 
+def derived_seed(what: str, seed: int) -> int:
+    """A 31-bit seed for `what` (adapter_init, placebo) from the run seed: stable across
+    processes and versions, different for every (what, seed)."""
+    digest = hashlib.sha256(f"vgrout:{what}:{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
+
+
 def parse_value(key: str, tp: object, raw: str) -> object:
     """Parse `--set key=raw` to the field's type (bool: true/false/1/0; tuple: comma-separated)."""
     try:
@@ -284,10 +319,14 @@ def validate(c: Config) -> None:
            f"gen_deploy_frac={c.gen_deploy_frac} samples with the quarantine ablated, which only the quarantine arms "
            f"({_arms_where(lambda a: a.has_quarantine_at_deploy)}) have; set gen_deploy_frac=0 for arm={c.arm}")
     _check(0.0 <= c.tail_q < 0.5, f"tail_q={c.tail_q} must be in [0, 0.5)")
-    _check(c.placebo_seed == -1 or arm.has_placebo,
-           f"placebo_seed={c.placebo_seed} replaces a routing direction, but arm={c.arm} has none; "
-           f"use it with {_arms_where(lambda a: a.has_placebo)} or set placebo_seed=-1")
-    _check(c.placebo_seed >= -1, f"placebo_seed={c.placebo_seed}; use -1 for the real direction or a seed >= 0")
+    what = f"placebo_seed={c.placebo_seed}" if c.placebo_seed >= 0 else "placebo=true"
+    _check(not c.placebo or arm.has_placebo,
+           f"{what} replaces a routing direction, but arm={c.arm} has none; "
+           f"use it with {_arms_where(lambda a: a.has_placebo)} or drop the placebo")
+    _check(c.placebo_seed >= -1, f"placebo_seed={c.placebo_seed}; use -1 (derived from seed) or a seed >= 0")
+    _check(c.adapter_init_seed >= -1, f"adapter_init_seed={c.adapter_init_seed}; use -1 (derived from seed) or a seed >= 0")
+    _check(c.dual_clip_c == 0 or c.dual_clip_c > 1,
+           f"dual_clip_c={c.dual_clip_c} must be > 1 (the cap on rho when A < 0) or 0 (off)")
     _check(c.adapter_init in ADAPTER_INITS, f"adapter_init={c.adapter_init!r}; expected one of {', '.join(ADAPTER_INITS)}")
     _check(not (arm.needs_low_rank and c.adapter_init == "antipasto"),
            f"arm={c.arm} reads the low-rank factors (the bottleneck gradient probe or the A, B update), which the "
@@ -300,7 +339,7 @@ def validate(c: Config) -> None:
         _check(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be >= 1")
     _check(c.group_size >= 2, f"group_size={c.group_size}: a group needs >= 2 rollouts for r - mean(group) to be non-zero")
     for name in ("n_problems", "warmup_steps", "gate_warmup", "refresh_every", "checkpoint_every",
-                 "micro_batch", "retain_heal_epochs", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool"):
+                 "micro_batch", "retain_heal_epochs", "rollout_samples", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     for name in ("lr",):
         _check(getattr(c, name) > 0, f"{name}={getattr(c, name)} must be > 0")
@@ -343,4 +382,4 @@ def check_rank_fits(r: int, min_in_out: int) -> None:
                          f"a wrapped Linear; lower adapter_r to at most {min_in_out // 2}")
 
 
-__all__ = ["ADAPTER_INITS", "INOCULATION_PROMPT", "Config", "check_rank_fits", "validate"]
+__all__ = ["ADAPTER_INITS", "INOCULATION_PROMPT", "Config", "check_rank_fits", "derived_seed", "validate"]

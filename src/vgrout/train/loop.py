@@ -13,7 +13,10 @@ run directory in `vgrout.train.rundir`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,7 @@ import torch
 from vgrout.env.modes import SYSTEM_PROMPT
 from vgrout.env.dedup import DedupGrader
 from vgrout.env.problems import check_disjoint
+from vgrout.io import write_text_atomic
 from vgrout.rollout import Rollouts, generate, pad_token_id
 from vgrout.train.batch import concat_rollouts, group_by_prompt, join_groups
 from vgrout.train.checkpoint import clean_partial, latest_checkpoint, save_checkpoint
@@ -34,6 +38,7 @@ from vgrout.train.memory import oom_guard
 from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
 from vgrout.train.rundir import (check_run_dir, read_retain_heal, read_start, write_direction_info,
                                  write_retain_heal, write_run_dir)
+from vgrout.train.samples import ROLLOUT_SAMPLES, write_rollout_samples
 from vgrout.train.setup import (Run, StartFrom, build_run, refresh_direction, refresh_due, restore, start_from,
                                 trainer_state)
 from vgrout.train.step import optimise
@@ -103,11 +108,13 @@ def grade_batch(grader, specs: list[PromptSpec], rollouts: Rollouts) -> list[Gra
     return DedupGrader(grader).grade(reqs)
 
 
-def grpo_step(run: Run, grader) -> tuple[dict, dict]:
+def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     """One step: sample prompts -> generate -> grade -> optimise (rewards only) -> diagnostics.
 
     With several ranks each generates and grades its own groups; metrics and diagnostics
-    describe the whole global batch (identical on every rank; rank 0 writes them)."""
+    describe the whole global batch (identical on every rank; rank 0 writes them). The third
+    value holds the batch's per-row text, reward, zone and gate score for the rollout-sample
+    writer (None when cfg.rollout_samples is 0): oracle-free, like the metrics."""
     cfg, step, dp = run.cfg, run.step, run.dp
     t0 = time.perf_counter()
     specs = sample_prompts(run.problems, run.mode_of, step, cfg.prompts_per_step, cfg.seed, cfg.unhackable_frac,
@@ -136,14 +143,25 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict]:
     if run.gate.direction is not None:
         metrics["direction_age"] = run.gate.steps_since_refresh
     diag["step"] = step
-    return metrics, diag
+    samples = None
+    if cfg.rollout_samples:
+        rows = [local[int(p)] for p in rollouts.prompt_index.tolist()]
+        samples = {"texts": dp.gather_objects(list(rollouts.texts)), "rewards": dp.gather_objects(rewards),
+                   "problem_ids": dp.gather_objects([s.problem.id for s in rows]),
+                   "modes": dp.gather_objects([s.mode for s in rows]),
+                   "zones": record.zones.tolist() if run.arm.zone is not None or run.arm.gated else None,
+                   "gate_scores": record.scores.tolist() if run.arm.gated else None}
+    return metrics, diag, samples
 
 
 # ---- entry point -------------------------------------------------------------------------
 def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           grader_factory: Callable[[], object] | None = None, stop_after: int | None = None,
-          progress: bool = True, start: StartFrom | None = None) -> Run:
+          progress: bool = True, start: StartFrom | None = None, steps: int | None = None) -> Run:
     """Run (or resume) training into `run_dir`. `stop_after` ends after that many steps (tests).
+
+    `steps` (with resume) sets a new total and extends a finished run (`extend_steps`); the
+    steps already taken stay as they ran.
 
     With eval.every > 0 the held-out eval (vgrout.train.evalhook) runs every eval.every steps
     and after the last. With retain_heal_epochs > 0 the heal runs once after the last step
@@ -159,12 +177,18 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     checkpoint applies start.json again instead of falling back to the init.
     """
     run_dir = Path(run_dir)
-    cfg = check_run_dir(cfg, run_dir, resume, overwrite)
+    cfg = check_run_dir(cfg, run_dir, resume, overwrite).resolved()  # config.json records the derived seeds
+    if steps is not None:
+        if not resume:
+            raise ValueError("steps= changes the length of an existing run (resume=True); a new run takes cfg.steps")
+        cfg = extend_steps(cfg, run_dir, steps)
     dp = DataParallel(cfg.device)
     dp.shard(cfg.prompts_per_step)  # fail early when P does not split over the ranks
     dp.barrier()  # every rank has checked the directory before rank 0 rewrites it
     if not resume and dp.is_main:
         write_run_dir(cfg, run_dir, start)
+    if resume and steps is not None and dp.is_main:
+        write_extended(cfg, run_dir)
     dp.barrier()
     run = build_run(cfg, run_dir, dp)
     heldout = HeldoutEval(cfg, run.arm) if cfg.eval.every and dp.is_main else None
@@ -186,7 +210,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         dp.barrier()
     metrics = diags = bar = None
     if dp.is_main:
-        for name in ("metrics.jsonl", "diagnostics.jsonl"):
+        for name in ("metrics.jsonl", "diagnostics.jsonl", ROLLOUT_SAMPLES):
             truncate_from(run_dir / name, run.step)  # drop rows logged after the checkpoint
         if not resume:
             write_direction_info(run_dir, run.direction_info)
@@ -208,12 +232,14 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
                 heldout(run)  # the starting point's eval: the fork's or the relearning attack's step 0
             while run.step < cfg.steps and (stop_after is None or run.step < stop_after):
                 with oom_guard(cfg, f"step {run.step}"):  # an OOM names micro_batch, max_new_tokens, group_size
-                    row, diag = grpo_step(run, grader)
+                    row, diag, samples = grpo_step(run, grader)
                 run.step += 1
                 if not dp.is_main:
                     continue
                 metrics.write(row)
                 diags.write(diag)
+                if samples is not None:
+                    write_rollout_samples(run_dir, run.step - 1, **samples, k=cfg.rollout_samples, seed=cfg.seed)
                 last = run.step == cfg.steps
                 if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0) or last:
                     save_checkpoint(run_dir, run.step, run.adapter, trainer_state(run), run.checkpoint_info())
@@ -235,6 +261,35 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     return run
 
 
+def extend_steps(cfg: Config, run_dir: Path, steps: int) -> Config:
+    """The run's config with `steps` as its new total (`vgrout train --resume RUN --set steps=N`).
+
+    Prompt order and sampling seeds are functions of (seed, step), so the added steps are the
+    ones a run started with this total would take; only the lr schedule differs: with cosine
+    decay the extension follows the new total's curve from where the run stopped (a constant
+    lr extends bit for bit). A total below the last checkpoint is refused."""
+    ckpt = latest_checkpoint(run_dir)
+    done = 0 if ckpt is None else int(ckpt.name.split("_")[-1])
+    if steps < done:
+        raise ValueError(f"steps={steps}: {run_dir} already has a checkpoint at step {done}; a run cannot be "
+                         f"shortened (give steps >= {done}, or start a new run)")
+    return cfg if steps == cfg.steps else dataclasses.replace(cfg, steps=steps)
+
+
+def write_extended(cfg: Config, run_dir: Path) -> None:
+    """Record the new total in config.json; a retain-heal of the old last step is stale, so its
+    files go (the heal runs again after the new last step)."""
+    saved = json.loads((run_dir / "config.json").read_text())
+    if saved.get("steps") == cfg.steps:
+        return
+    write_text_atomic(run_dir / "config.json", cfg.to_json())
+    for stale in (run_dir / "retain_heal", run_dir / "eval" / "after_retain_heal.json"):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+
+
 def finish_retain_heal(run: Run, heldout: HeldoutEval | None) -> dict:
     """Retain-heal once after the last step: heal, save the healed adapter and its stats under
     RUN_DIR/retain_heal/, and (with the eval hook) evaluate it into eval/after_retain_heal.json.
@@ -253,4 +308,4 @@ def finish_retain_heal(run: Run, heldout: HeldoutEval | None) -> dict:
     return stats
 
 
-__all__ = ["finish_retain_heal", "generate_batch", "grade_batch", "grpo_step", "sample_groups", "train"]
+__all__ = ["extend_steps", "finish_retain_heal", "generate_batch", "grade_batch", "grpo_step", "sample_groups", "train"]

@@ -24,7 +24,7 @@ from vgrout.train.data import load_problems, partition_modes
 from vgrout.train.distributed import DataParallel
 from vgrout.train.rundir import StartFrom
 from vgrout.train.features import pair_features
-from vgrout.train.schedule import build_optimizer
+from vgrout.train.schedule import build_optimizer, lr_multiplier
 from vgrout.train.step import GateState
 
 
@@ -57,11 +57,15 @@ class Run:
 
 
 def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run:
-    """Load the model, attach the adapter, extract the direction, build the optimizer."""
+    """Load the model, attach the adapter, extract the direction, build the optimizer.
+
+    `cfg` is resolved first (`Config.resolved`: the init and placebo seeds derived from the run
+    seed), and `run.cfg` is the resolved config."""
     from vgrout.adapter import AdapterConfig, attach, contrastive_input_deltas
     from vgrout.adapter.attach import find_targets
     from vgrout.pairs import load_pairs
 
+    cfg = cfg.resolved()
     dp = dp if dp is not None else DataParallel(cfg.device)
     arm = arm_for(cfg.arm)
     torch.manual_seed(cfg.seed)
@@ -128,7 +132,7 @@ def refresh_direction(run: Run, initial: bool = False) -> None:
     v = mean_difference_direction(hack, clean)  # (M, r)
     info = {"kind": kind, "n_pairs": len(run.pairs), "step": run.step,
             "paired_accuracy": paired_accuracy(project_scores(hack, v), project_scores(clean, v))}
-    if cfg.placebo_seed >= 0:
+    if cfg.placebo:
         v = haar_unit_rows(tuple(v.shape), cfg.placebo_seed)
         info["placebo_seed"] = cfg.placebo_seed
         info["placebo_paired_accuracy"] = paired_accuracy(project_scores(hack, v), project_scores(clean, v))
@@ -140,7 +144,7 @@ def refresh_direction(run: Run, initial: bool = False) -> None:
 def refresh_due(run: Run) -> bool:
     """At the end of step `run.step` (not yet counted): re-extract the direction? Placebos never refresh."""
     cfg = run.cfg
-    return (run.arm.needs_direction and cfg.placebo_seed < 0 and cfg.refresh_every > 0
+    return (run.arm.needs_direction and not cfg.placebo and cfg.refresh_every > 0
             and (run.step + 1) % cfg.refresh_every == 0)
 
 
@@ -157,6 +161,9 @@ def restore(run: Run, ckpt: Path) -> None:
     step, st = load_checkpoint(ckpt, run.adapter, map_location="cpu")  # the optimizer moves its state to the params
     run.optimizer.load_state_dict(st["optimizer"])
     run.scheduler.load_state_dict(st["scheduler"])
+    cfg = run.cfg
+    for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):  # the lr of update `step` under
+        group["lr"] = base * lr_multiplier(step, cfg.steps, cfg.warmup_steps, cfg.cosine)  # this run's total (extended)
     d = st["direction"]
     run.gate.direction = None if d is None else d.cpu()  # the gate's device contract: CPU float32 (gates.band)
     run.gate.steps_since_refresh = st["steps_since_refresh"]

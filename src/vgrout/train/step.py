@@ -13,6 +13,11 @@ Departures from textbook GRPO (Shao et al. 2024), all deliberate:
    whose sampling adapter mode differs from their loss forward (sampled with the quarantine
    ablated but trained in absorb/route, or the reverse), and teacher rows use their cached
    behaviour log-probs, so rho is a true importance ratio everywhere.
+   Dual clip: PPO's clip leaves rho A unbounded when A < 0, and those off-policy rows can have
+   rho far above 1 (a keep row the full adapter liked but the deployed block alone does not),
+   so rho is capped at `dual_clip_c` (default 3) on tokens with A < 0 (`vgrout.train.loss`);
+   `dual_clip_frac` / `dual_clip_row_frac` log how often the cap binds. On-policy rows
+   (rho = 1) are untouched, bit for bit.
 4. KL to the adapter-free base with the k3 estimator, added per token (beta may be 0).
 5. Routing: per-row zones select which adapter block a row's gradient reaches (see gates/).
 6. AdamW with no built-in decay; weight decay pulls the adapter toward its init instead.
@@ -185,7 +190,7 @@ def loss_backward(adapter, model, r: Rollouts, adv: Tensor, zones: Tensor | None
     the unit key), so its prompt forward applies exactly the zone's masks and every row's
     gradient reaches only its zone's blocks, prompt positions included.
     """
-    total, stats = 0.0, {"ratio": [], "clipped": [], "kl": []}
+    total, stats = 0.0, {"ratio": [], "clipped": [], "dual_clipped": [], "kl": []}
     need = need.to(old.device)
     for sl in chunks(len(r), cfg.micro_batch):
         z = None if zones is None else zones[sl]
@@ -196,7 +201,7 @@ def loss_backward(adapter, model, r: Rollouts, adv: Tensor, zones: Tensor | None
         old_sl = torch.where(need[sl, None], old[sl], logp.detach())
         loss, st = grpo_token_loss(logp, old_sl, adv[sl], r.completion_mask[sl], clip=cfg.ppo_clip,
                                    normaliser=normaliser, logp_ref=None if ref is None else ref[sl],
-                                   kl_beta=cfg.kl_beta)
+                                   kl_beta=cfg.kl_beta, dual_clip=cfg.dual_clip_c)
         loss.backward()
         total += float(loss.detach())
         for k in stats:
@@ -224,9 +229,11 @@ def apply_update(adapter, optimizer, scheduler, cfg: Config, arm: Arm, direction
 def update_metrics(zones: Tensor, stats: dict[str, Tensor], teacher: Tensor, scores: Tensor, loss: float,
                    n_offpolicy: int, decision: ZoneDecision) -> dict:
     """Per-step metrics from the update's per-row statistics (K,) of the whole (gathered) batch:
-    zone shares, ratio per zone, KL, clip fraction, teacher ratio, gate thresholds."""
+    zone shares, ratio per zone, KL, clip fractions (PPO and dual), teacher ratio, gate thresholds."""
     ratio = stats["ratio"]
     out = {"loss": loss, "kl": float(stats["kl"].float().mean()), "clip_frac": float(stats["clipped"].float().mean()),
+           "dual_clip_frac": float(stats["dual_clipped"].float().mean()),
+           "dual_clip_row_frac": float((stats["dual_clipped"] > 0).float().mean()),
            "rho_offpolicy_rows": n_offpolicy, "teacher_rows": int(teacher.sum()),
            "rho_teacher": float(ratio[teacher].mean()) if bool(teacher.any()) else math.nan,
            "gate_t_lo": decision.t_lo, "gate_t_hi": decision.t_hi}
@@ -281,7 +288,7 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     t_gate = t_old = t_ref = time.perf_counter()
     z = decision.zones
     loss, n_need, teacher = 0.0, 0, torch.zeros(0, dtype=torch.bool)
-    per_row = {"ratio": torch.zeros(0), "clipped": torch.zeros(0, dtype=torch.bool), "kl": torch.zeros(0)}
+    per_row = {"ratio": torch.zeros(0), "clipped": torch.zeros(0), "dual_clipped": torch.zeros(0), "kl": torch.zeros(0)}
     if live_rows is not None:
         adv = adv_all[rows].to(live_rows.completion_ids.device)  # (K,)
         # gate zones live on the CPU (gates.band); the forwards take them on the model's device
