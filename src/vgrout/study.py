@@ -52,7 +52,7 @@ def arm_config(base, label: str, seed: int):
     cfg = base.with_overrides(over)
     if label == "gt_only":  # does it hack once the loophole is disclosed? (eval on the preset's modes)
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, modes=cfg.eval.modes or base.modes))
-    return cfg
+    return cfg.resolved()  # the derived init / placebo seeds, as config.json records them
 
 
 def fork_mismatch(prefix, cfg) -> list[str]:
