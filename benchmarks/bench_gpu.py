@@ -160,7 +160,7 @@ def bench_arm(arm: str, base_overrides: dict, args, hf: bool) -> dict:
             sync(args.device)
             t = time.perf_counter()
             with oom_guard(cfg, f"{arm} step {run.step}"):
-                metrics, _ = grpo_step(run, grader)
+                metrics, _, _ = grpo_step(run, grader)
             sync(args.device)
             metrics["wall"] = time.perf_counter() - t
             n_tok = cfg.rollouts_per_step * cfg.max_new_tokens

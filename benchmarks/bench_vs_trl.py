@@ -290,7 +290,7 @@ class VgroutArm:
         from vgrout.train.loop import grpo_step
 
         t0 = time.perf_counter()
-        metrics, _diag = grpo_step(self.run, self.grader)  # the oracle diagnostics are dropped here
+        metrics, _diag, _samples = grpo_step(self.run, self.grader)  # the oracle diagnostics are dropped here
         seconds = time.perf_counter() - t0
         self.run.step += 1
         phases = {"generate": metrics["time_generate"], "grade": metrics["time_grade"],
