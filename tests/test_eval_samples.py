@@ -218,4 +218,4 @@ def test_summarize_run_reads_the_final_evals(tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.json").write_text(json.dumps(_config()))
-    assert "no held-out eval yet" in summarize_run(bare) and f"vgrout eval {bare}" in summarize_run(bare)
+    assert "no held-out eval yet (eval.every=50)" in summarize_run(bare) and f"vgrout eval {bare}" in summarize_run(bare)

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from vgrout.eval.results import read_eval, samples_path
+from vgrout.eval.settings import nest_eval_keys
 from vgrout.eval.rundir import arm_label, list_checkpoints, read_config
 
 # a deployed valid-output rate this far below as-trained's makes a hack drop suspect (broken output)
@@ -34,7 +35,8 @@ def summarize_run(run_dir: str | Path) -> str:
     steps = {int(m.group(1)): f for f in (run_dir / "eval").glob("step_*.json") if (m := _STEP_FILE.match(f.name))}
     final = (steps[max(steps)], read_eval(steps[max(steps)])) if steps else None
     if final is None:
-        lines.append(f"no held-out eval yet (eval_every={cfg.get('eval_every')}); evaluate the checkpoints with "
+        every = nest_eval_keys(cfg).get("eval", {}).get("every", 0)  # nested eval settings; older flat keys too
+        lines.append(f"no held-out eval yet (eval.every={every}); evaluate the checkpoints with "
                      f"`vgrout eval {run_dir}`")
     else:
         path, res = final
