@@ -188,3 +188,14 @@ def test_a_vanilla_branch_is_the_uninterrupted_vanilla_run(tmp_path):
     resumed = _train(None, tmp_path / "killed", resume=True, grader_factory=RuleGrader)
     r = resumed.adapter.state_dict()
     assert all(torch.equal(a[k], r[k]) for k in a)
+
+
+def test_attack_config_from_a_placebo_run_is_plain_vanilla():
+    """A placebo run's attacker is vanilla GRPO: no routing direction, so no placebo either."""
+    from vgrout.relearn import attack_config
+    from vgrout.train.config import validate
+
+    src = preset("smoke").with_overrides({"arm": "routeA", "placebo": True}).resolved()
+    cfg = attack_config(src, steps=2, every=1, n_problems=2)
+    assert (cfg.arm, cfg.placebo, cfg.placebo_seed) == ("vanilla", False, -1)
+    validate(cfg)
