@@ -36,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "interop": {"env", "types"},
     "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "toy", "types"},
     "demo": {"env", "eval", "models", "report", "toy", "train"},
-    "export_cli": {"adapter", "eval", "io", "toy"},
+    "export_cli": {"adapter", "eval", "io", "models", "toy"},
     "relearn": {"eval", "io", "train", "types"},
     "study": {"demo", "io", "relearn", "report", "toy", "train"},
     "cli": {"*"},

@@ -34,18 +34,16 @@ def base_model_source(model: str) -> str:
 
 
 def load_base(cfg: dict, device: str = "cpu"):
-    """(model, tokenizer, base name) of a run's base model, from its config dict (no vgrout.train)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer, base name) of a run's base model, from its config dict (no vgrout.train).
+    Loaded by `vgrout.models.load_model`, the loader train and eval use."""
+    from vgrout.models import load_model
 
-    source = base_model_source(cfg["model"])
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.get("dtype", "float32")]
-    tok = AutoTokenizer.from_pretrained(source)
     if cfg.get("random_init", False):
         raise ValueError("this run trained on a randomly initialised model (random_init=true); its base weights "
                          "were never saved, so there is nothing to export the adapter against")
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
-    return model, tok, source
+    model, tok = load_model(cfg["model"], cfg.get("dtype", "float32"), device)
+    model.config.use_cache = True  # load_model turns the KV cache off for training; an exported model generates
+    return model, tok, base_model_source(cfg["model"])
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, step: int | None = None, merged: bool = False,
