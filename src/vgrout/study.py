@@ -151,20 +151,17 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     from vgrout.report.compare import build_report
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
-    from vgrout.train.presets import PRESETS, preset
+    from vgrout.train.presets import preset
 
     unknown = [a for a in arms if a not in STUDY_ARMS]
     if unknown:
         raise SystemExit(f"vgrout study: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
-    if heldout_modes and HELDOUT_MODES_PRESET not in PRESETS:
-        raise SystemExit(f"vgrout study --heldout-modes needs the multi-mode preset {HELDOUT_MODES_PRESET!r} "
-                         "(issue 11 item 6), which this checkout does not have yet")
     if fresh and out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
     base = preset(preset_name).with_overrides(overrides)
     studies = [(out, base)]
-    if heldout_modes:  # seam: the held-out-mode sub-study runs the same matrix on the multi-mode preset
+    if heldout_modes:  # the held-out-mode sub-study: the same matrix on the multi-mode preset
         studies.append((out / "heldout-modes", preset(HELDOUT_MODES_PRESET).with_overrides(overrides)))
     report = None
     for where, cfg in studies:
