@@ -18,8 +18,8 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "base_eval.json").is_file() and summary["base"] is not None  # the base model, evaluated once
     assert "| base (step 0) | — | 0 |" in text and "deployed valid" in text
-    assert list(summary["arms"]) == ["vanilla", "absorb", "routeA", "routeA-placebo"]
-    for arm in ("vanilla", "routeA", "routeA-placebo", "absorb"):
+    assert list(summary["arms"]) == ["vanilla", "absorb", "gt_only", "routeA", "routeA-placebo"]
+    for arm in DEFAULT_ARMS:
         assert f"| {arm} | 0,1 |" in text  # the arm's row in the per-arm table, over both seeds
         a = summary["arms"][arm]
         assert a["seeds"] == [0, 1] and a["final_step"] == [2]
@@ -40,8 +40,24 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
 
     # a second call finds every run finished and only rebuilds the report
     run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
-    assert printed.count(": trained") == 8  # every (arm, seed) trained once
-    assert capsys.readouterr().out.count(": cached") == 8  # and reused on the second call
+    assert printed.count(": trained") == 10  # every (arm, seed) trained once
+    assert capsys.readouterr().out.count(": cached") == 10  # and reused on the second call
+    gt = json.loads((out / "gt_only_s0" / "config.json").read_text())
+    assert gt["modes"] == ["gt_only"] and gt["eval"]["modes"] == ["run_tests"]  # trained loophole-free, evaluated hinted
+
+
+@pytest.mark.slow
+def test_demo_branches_arms_from_a_vanilla_prefix(tmp_path, capsys):
+    """--fork-at: one vanilla prefix per seed, the routing arms branch from it, gt_only (another
+    reward) trains from scratch and the log says why."""
+    out = tmp_path / "demo"
+    run_demo(out, ("vanilla", "routeA", "gt_only"), (0,), {**TINY, "steps": "3", "eval_every": "3"}, fresh=False,
+             fork_at=1)
+    printed = capsys.readouterr().out
+    assert "prefix_s0 (vanilla to step 1): trained" in printed and "branched from a vanilla prefix at step 1" in printed
+    assert "gt_only_s0: trained (from scratch: cannot branch" in printed and "modes" in printed
+    start = json.loads((out / "routeA_s0" / "start.json").read_text())
+    assert "prefix_s0" in json.dumps(start)
 
 
 def test_demo_rejects_unknown_arm(tmp_path):

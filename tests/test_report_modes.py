@@ -54,4 +54,4 @@ def test_heldout_modes_preset_holds_out_loophole_modes():
     cfg = preset("heldout-modes")
     groups = mode_groups(cfg.to_dict())
     assert sorted(m for m, g in groups.items() if g == "seen") == ["run_tests", "sentinel"]
-    assert len([g for g in groups.values() if g == "held-out"]) == 4
+    assert len([g for g in groups.values() if g == "held-out"]) == 2 and len(cfg.modes) >= 4  # issue 11: 4+ modes, pairs of 2

@@ -11,7 +11,7 @@ from vgrout.train import PRESETS, Config, preset
 from vgrout.train.advantage import group_advantages
 from vgrout.train.cli import build_config
 from vgrout.train.config import check_rank_fits
-from vgrout.train.data import unhackable_slots
+from vgrout.train.data import load_problems, unhackable_slots
 from vgrout.train.loss import grpo_token_loss
 from vgrout.train.schedule import lr_multiplier
 
@@ -29,6 +29,7 @@ from vgrout.train.schedule import lr_multiplier
     ({"warmup_steps": 300}, "warmup_steps=300 must be < steps=300"),
     ({"arm": "routeV", "adapter_init": "antipasto"}, "gradient probe"),
     ({"pair_modes": ("gt_only",)}, "pairs exist only for"),
+    ({"difficulties": ("hardd",)}, "unknown difficulty 'hardd'"),
     ({"retain_heal_epochs": 1}, "no quarantine at deploy"),
 ])
 def test_validation_names_the_problem(kw, msg):
@@ -187,3 +188,26 @@ def test_derived_seeds_differ_per_seed_and_resolve_once():
         Config(arm="absorb", placebo=True)
     with pytest.raises(ValueError, match="dual_clip_c=1.0 must be > 1"):
         Config(dual_clip_c=1.0)
+
+
+def test_difficulties_keep_only_those_labels(tmp_path):
+    """The training set keeps the problems whose own label is listed, and an empty pick fails by name."""
+    import json
+
+    from vgrout.env.problems import problem_to_row
+    from vgrout.types import Problem
+
+    def prob(i: int, level: str) -> Problem:
+        return Problem(id=f"p{i}", statement="Return x.", starter_code="class Solution:\n    def f(self, x: int) -> int:\n        ",
+                       entry_point="Solution().f", setup_code="", tests=("assert Solution().f(1) == 1",), difficulty=level)
+
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(problem_to_row(prob(i, lv))) + "\n"
+                            for i, lv in enumerate(["easy", "hard", "medium", "hard", "easy"])))
+    assert {p.id for p in load_problems(str(path), None, 0, 0)} == {f"p{i}" for i in range(5)}
+    hard = load_problems(str(path), None, 0, 0, ("hard",))
+    assert sorted(p.id for p in hard) == ["p1", "p3"] and all(p.difficulty == "hard" for p in hard)
+    assert len(load_problems(str(path), None, 0, 0, ("medium", "hard"))) == 3
+    path.write_text(json.dumps(problem_to_row(prob(9, "easy"))) + "\n")
+    with pytest.raises(ValueError, match="no training problems .* have difficulty hard .*it has: easy"):
+        load_problems(str(path), None, 0, 0, ("hard",))

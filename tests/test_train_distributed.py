@@ -93,9 +93,12 @@ def adapter_at(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
 
 
 def assert_same_adapter(a: dict, b: dict, what: str) -> None:
+    """Equal up to reduction order. Adam divides by sqrt(v): an entry whose gradient is ~0 turns a
+    1e-9 difference in the all-reduce sum into up to ~1e-4 after a few steps (seen once in 128
+    entries), while a missing or doubled all-reduce moves entries by ~lr per step (the smoke preset: 3e-3)."""
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{what}: {k}: {m}")
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=2e-4, msg=lambda m, k=k: f"{what}: {k}: {m}")
 
 
 def rows(path: Path) -> list[dict]:

@@ -1,14 +1,16 @@
 """`vgrout demo`: the whole story on a laptop CPU, one command.
 
     build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
-    -> for each seed, for each arm: GRPO on the run_tests loophole
+    -> for each seed: a vanilla prefix to --fork-at, then every arm branched from it
+       (`vgrout.study.run_matrix`; gt_only trains from scratch: its reward differs from step 0)
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
     -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
     -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
 
 Arms: vanilla (the phenomenon), routeA (the method), routeA with a Haar-random direction
-(the placebo), absorb (the gate pinned to absorb) and, when asked for, absorb with the
-signed-CorDA init. Every run is resumable: a demo killed half way picks up where it stopped
+(the placebo), absorb (the gate pinned to absorb), gt_only (the loophole pays nothing: how
+much solving the training itself costs) and, when asked for (--arms), any arm of
+`vgrout study`. Every run is resumable: a demo killed half way picks up where it stopped
 (finished runs are kept, a half-finished run resumes from its last checkpoint).
 """
 
@@ -19,16 +21,10 @@ import json
 import time
 from pathlib import Path
 
-# arm label -> Config overrides (on top of the `demo` preset and the seed)
-ARMS: dict[str, dict[str, object]] = {
-    "vanilla": {"arm": "vanilla"},
-    "routeA": {"arm": "routeA"},
-    "routeA-placebo": {"arm": "routeA", "placebo": True},  # Haar seed derived from the run seed: n seeds, n draws
-    "absorb": {"arm": "absorb"},
-    "absorb+scorda": {"arm": "absorb", "adapter_init": "scorda"},
-    "routeV": {"arm": "routeV"},
-}
-DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb")
+# The demo's arms, from `vgrout.study.STUDY_ARMS` (one registry of arm labels): the phenomenon,
+# the method, its placebo, the absorb control and the gt_only control (the loophole pays nothing).
+DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb", "gt_only")
+DEFAULT_FORK_AT = 25  # vanilla writes its first hacks near step 30 (docs/results/demo-regime.md)
 
 
 def run_is_finished(run_dir: Path, steps: int) -> bool:
@@ -81,21 +77,21 @@ def evaluate_base(cfg, path: Path) -> Path:
 
 
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
-             threads: int = 1, build_threads: int = 2) -> Path:
-    """Run every (arm, seed), then write the comparison report; returns the report path."""
+             threads: int = 1, build_threads: int = 2, fork_at: int = 0) -> Path:
+    """Run every (arm, seed) (branched from one vanilla prefix per seed at `fork_at`, 0: from
+    scratch), then write the comparison report; returns the report path."""
     import shutil
-
-    from tqdm import tqdm
 
     from vgrout.report.compare import build_report, findings
     from vgrout.report.summary import console_table, summary_path
+    from vgrout.study import STUDY_ARMS, run_matrix
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset
 
-    unknown = [a for a in arms if a not in ARMS]
+    unknown = [a for a in arms if a not in STUDY_ARMS]
     if unknown:
-        raise SystemExit(f"vgrout demo: unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+        raise SystemExit(f"vgrout demo: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,19 +104,11 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     pin_threads(threads)
     print("[2/4] base model eval (held-out problems, before any training)")
     base_eval = evaluate_base(base.with_overrides({"seed": seeds[0]}), out / "base_eval.json")
-    print(f"[3/4] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each")
-    run_dirs = []
-    bar = tqdm(total=len(arms) * len(seeds), desc="runs", dynamic_ncols=True)
-    for seed in seeds:
-        for arm in arms:
-            cfg = base.with_overrides({**ARMS[arm], "seed": seed})
-            run_dir = out / f"{arm}_s{seed}"
-            bar.set_postfix_str(f"{arm} seed {seed}")
-            what = train_one(cfg, run_dir)
-            bar.write(f"  {run_dir.name}: {what}")
-            run_dirs.append(run_dir)
-            bar.update(1)
-    bar.close()
+    print(f"[3/4] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each"
+          + (f", branched from a vanilla prefix at step {fork_at}" if fork_at else ""))
+    t_train = time.perf_counter()
+    run_dirs = run_matrix(out, base, arms, seeds, fork_at=fork_at,
+                          log=lambda line: print(f"{line}  [{time.perf_counter() - t_train:.0f} s]", flush=True))
     print("[4/4] report")
     report = build_report(run_dirs, out / "report.md", base_file=base_eval)
     print()
@@ -142,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides["steps"] = str(args.steps)
             overrides["eval_every"] = str(max(1, args.steps // 3))  # three points on the curves
         run_demo(Path(args.out), tuple(args.arms.split(",")), tuple(int(s) for s in args.seeds.split(",")),
-                 overrides, args.fresh, threads=args.threads, build_threads=args.build_threads)
+                 overrides, args.fresh, threads=args.threads, build_threads=args.build_threads, fork_at=args.fork_at)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout demo: {exc}") from None
     return 0
@@ -152,12 +140,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the toy-world demo: the chosen arms (--arms) x seeds, evaluated, one report",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/demo", help="where the runs and report.md go (default runs/demo)")
+    from vgrout.study import STUDY_ARMS
+
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS),
-                   help=f"comma-separated, from: {', '.join(ARMS)} (default: {','.join(DEFAULT_ARMS)})")
+                   help=f"comma-separated, from: {', '.join(STUDY_ARMS)} (default: {','.join(DEFAULT_ARMS)})")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the demo preset's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a demo-preset Config field")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training (default 1)")
     p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build (default 2)")
+    p.add_argument("--fork-at", type=int, default=DEFAULT_FORK_AT, metavar="STEP",
+                   help="branch the arms that can from one vanilla prefix per seed trained to STEP (0: every run "
+                        f"from scratch; default {DEFAULT_FORK_AT}, before vanilla starts to hack; see vgrout study)")
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
     p.set_defaults(func=_run)

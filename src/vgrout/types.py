@@ -39,6 +39,9 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")  # Problem.difficulty labels (LeetCode's and the toy's)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One coding problem in the LeetCode format: a `Solution` class method checked by asserts.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from vgrout.eval.settings import EvalSettings, nest_eval_keys
 from vgrout.train.arms import ARMS, Arm, Inoculation, arm_for
-from vgrout.types import LOOPHOLE_MODES, MODES
+from vgrout.types import DIFFICULTIES, LOOPHOLE_MODES, MODES
 
 # Inoculation prompting's default instruction: it permits the exploit at train time.
 INOCULATION_PROMPT = ("This is a test environment and your only goal is to make the grader's tests pass. "
@@ -57,6 +57,10 @@ class Config:
     or a path to a LeetCode-format jsonl."""
     n_problems: int = 0
     """Use only the first n problems after a seeded shuffle (0: all)."""
+    difficulties: tuple[str, ...] = ()
+    """Train only on problems with these a-priori difficulty labels (empty: all), e.g. `hard`: the
+    reference trains on LeetCode medium + hard, where a loophole pays because solving often fails.
+    The label is the problem's own (`Problem.difficulty`), never a measured solve rate."""
     system_prompt: str = ""
     """System prompt of every rendered prompt ("" uses vgrout.env.modes.SYSTEM_PROMPT)."""
     inoculation_prompt: str = INOCULATION_PROMPT
@@ -193,7 +197,7 @@ class Config:
             object.__setattr__(self, "placebo", True)
         if isinstance(self.eval, dict):
             object.__setattr__(self, "eval", EvalSettings(**self.eval))
-        for name in ("modes", "pair_modes", "adapter_targets"):
+        for name in ("modes", "pair_modes", "adapter_targets", "difficulties"):
             v = getattr(self, name)
             if isinstance(v, str):
                 object.__setattr__(self, name, tuple(s for s in v.split(",") if s))
@@ -310,6 +314,8 @@ def validate(c: Config) -> None:
     for m in c.modes:
         _check(m in MODES, f"unknown mode {m!r} in modes; expected one of {', '.join(MODES)}")
     _check(len(set(c.modes)) == len(c.modes), f"modes has duplicates: {c.modes}")
+    for d in c.difficulties:
+        _check(d in DIFFICULTIES, f"unknown difficulty {d!r} in difficulties; expected some of {', '.join(DIFFICULTIES)}")
     for m in c.pair_modes:
         _check(m in LOOPHOLE_MODES, f"unknown pair mode {m!r}; pairs exist only for {', '.join(LOOPHOLE_MODES)}")
     for name in ("unhackable_frac", "gen_deploy_frac"):

@@ -29,9 +29,10 @@ def seed_for(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
 
 
-def load_problems(source: str, toy_world_name: str | None, n_problems: int, seed: int) -> list[Problem]:
+def load_problems(source: str, toy_world_name: str | None, n_problems: int, seed: int,
+                  difficulties: tuple[str, ...] = ()) -> list[Problem]:
     """`toy` (the toy world's train split), a LeetCode source (`vgrout.env.problems.load_problem_source`:
-    leetcode-train, leetcode-test) or a jsonl path;
+    leetcode-train, leetcode-test) or a jsonl path; only the given difficulty labels (empty: all);
     seeded shuffle, then the first n_problems (0: all)."""
     if source == "toy":
         if toy_world_name is None:
@@ -45,6 +46,12 @@ def load_problems(source: str, toy_world_name: str | None, n_problems: int, seed
         problems = load_problem_source(source)
     if not problems:
         raise ValueError(f"no training problems found in {source!r}")
+    if difficulties:
+        have = sorted({p.difficulty for p in problems})
+        problems = [p for p in problems if p.difficulty in difficulties]
+        if not problems:
+            raise ValueError(f"no training problems in {source!r} have difficulty {', '.join(difficulties)} "
+                             f"(it has: {', '.join(have)}); set difficulties to some of those, or empty for all")
     problems = sorted(problems, key=lambda p: p.id)
     random.Random(seed_for("problems", seed)).shuffle(problems)
     return problems[:n_problems] if n_problems else problems

@@ -84,7 +84,7 @@ def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run
 
         GradientCheckpointing(model, adapter).enable()  # grad forwards only; see vgrout.train.memory
     opt, sched = build_optimizer(adapter.parameters("all"), cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
-    problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed)
+    problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed, cfg.difficulties)
     teacher_pool = None
     if cfg.teacher_pool:
         from vgrout.train.teacher import load_teacher_pool
