@@ -16,7 +16,7 @@ Fused path (low-rank blocks, the default): both blocks run as ONE pair of skinny
 
 the same function as `B A x - B0 A0 x` per block, rewritten as `B (A-A0) x + (B-B0) A0 x`. The
 per-block path streams eight full-width activations per Linear (A x, A0 x, B h, B0 h0, the two
-differences, D + Q, y + ...); the fused one writes one (`addmm` into y). The rewrite
+differences, D + Q, y + ...); the fused one writes none (an in-place `addmm_` into y). The rewrite
 keeps the exact zero at init (and after `reset`/full decay) without relying on rounding: A-A0
 and B-B0 are exactly zero there, so every term is. Zones act on the 4r bottleneck columns
 (`fused_delta`): keep rows zero their quarantine columns (value and gradient); route rows
@@ -213,13 +213,15 @@ class BlockLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         ctl = self.control
-        y = self.base(x)  # (N, L, d_out)
         if ctl.capture is not None:
             ctl.capture.record(self.name, self.deployed.bottleneck(x))
+        if ctl.fused and self.fusable and not ctl.merged and ctl.mode != "base":
+            # the base output is made 2-D (its own storage, not a view) so the delta adds in place
+            y = self.base(x.reshape(-1, x.shape[-1]))  # (N*L, d_out)
+            return fused_delta(y, x, self.deployed, self.quarantine, ctl, self.name).view(*x.shape[:-1], -1)
+        y = self.base(x)  # (N, L, d_out)
         if ctl.merged or ctl.mode == "base":
             return y
-        if ctl.fused and self.fusable:
-            return fused_delta(y, x, self.deployed, self.quarantine, ctl, self.name)
         c_d = c_q = None
         if ctl.probe is not None:
             c_d, c_q = ctl.probe.make(self.name, x, self.rank)  # (N, 1, r) each
@@ -233,9 +235,9 @@ class BlockLinear(nn.Module):
 
 
 class _RoutedAddmm(torch.autograd.Function):
-    """y + H @ Bt with the gradient of masked entries of H cut, for H and for Bt alike.
+    """y += H @ Bt (in place) with the gradient of masked entries of H cut, for H and for Bt alike.
 
-    y (M, d_out), H (M, k), Bt (k, d_out), gmask (M, k) float 0/1. The value is `addmm`'s; in
+    y (M, d_out), H (M, k), Bt (k, d_out), gmask (M, k) float 0/1. The value is `addmm_`'s; in
     the backward the masked entries of H count as constants (d/dH is zeroed there, and they
     do not enter d/dBt), which is `H.detach()` on those entries with the value unchanged.
     """
@@ -243,7 +245,8 @@ class _RoutedAddmm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y: Tensor, H: Tensor, Bt: Tensor, gmask: Tensor) -> Tensor:
         ctx.save_for_backward(H, Bt, gmask)
-        return torch.addmm(y, H, Bt)
+        ctx.mark_dirty(y)
+        return y.addmm_(H, Bt)
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor | None, ...]:
@@ -257,7 +260,7 @@ def fused_delta(y: Tensor, x: Tensor, dep: LowRankBlock, qua: LowRankBlock, ctl:
                  name: str) -> Tensor:
     """y + D + Q (zones, mode, probe applied) with both low-rank blocks in one matmul pair.
 
-    y: (..., d_out) the base output, x: (..., d_in). Columns of the (..., 4r) bottleneck H:
+    y: (M, d_out) the base output, written in place and returned; x: (..., d_in) with M rows. Columns of the (..., 4r) bottleneck H:
     [u_d, u_q, h0_d, h0_q] with u = (A - A0) x and h0 = A0 x, so D = B_d u_d + (B_d - B0_d) h0_d.
     """
     r, dt = dep.rank, x.dtype
@@ -287,12 +290,10 @@ def fused_delta(y: Tensor, x: Tensor, dep: LowRankBlock, qua: LowRankBlock, ctl:
         route = ctl.route_rows.to(H.device) & ~is_q  # (N, 1, 4r): deployed columns of route rows
         if bool(route.any()):
             gmask = (~route).to(H.dtype).expand(-1, H.shape[1], -1).reshape(-1, 4 * r)  # (N*L, 4r)
-    y2, H2 = y.reshape(-1, y.shape[-1]), H.reshape(-1, 4 * r)
+    H2 = H.reshape(-1, 4 * r)  # (M, 4r)
     if gmask is not None:
-        out = _RoutedAddmm.apply(y2, H2, Bt, gmask)
-    else:
-        out = torch.addmm(y2, H2, Bt)
-    return out.view(y.shape)
+        return _RoutedAddmm.apply(y, H2, Bt, gmask)
+    return y.addmm_(H2, Bt)  # in place: y is the base Linear's fresh output, which its backward does not read
 
 
 def combine_zones(D: Tensor, Q: Tensor, keep_rows: Tensor, route_rows: Tensor, name: str) -> tuple[Tensor, Tensor]:
