@@ -6,8 +6,9 @@
 One batch of the benchmark's workload (`bench_vs_trl.WORKLOADS`, toy model, 8 x 8) is
 sampled, then `--rows` rows are scored with `vgrout.rollout.logps.completion_logps` (shared
 prompt) three ways: the base model (adapter off: the KL reference's cost), the full adapter
-without grad, and the full adapter with backward (the policy update's cost). Reports the min
-CPU time of `--repeats` (steadier than wall time on a shared machine).
+without grad, and the full adapter with backward (the policy update's cost), each adapter row
+on the fused path (the default) and the per-block reference (`adapter.unfused()`). Reports the
+min CPU time of `--repeats` (steadier than wall time on a shared machine).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,10 +52,11 @@ def main() -> None:
     sl = slice(0, args.rows)
     params = list(run.adapter.parameters("all"))
 
-    def score(mode: str, backward: bool) -> None:
+    def score(mode: str, backward: bool, fused: bool) -> None:
         for p in params:
             p.grad = None
-        with torch.enable_grad() if backward else torch.no_grad():
+        with (torch.enable_grad() if backward else torch.no_grad()), \
+                (nullcontext() if fused else run.adapter.unfused()):
             lp, _ = completion_logps(run.model, r.prompt_ids[sl], r.prompt_mask[sl], r.completion_ids[sl],
                                      r.completion_mask[sl], context=adapter_context(run.adapter, mode, None))
             if backward:
@@ -61,14 +64,16 @@ def main() -> None:
 
     print(f"workload {args.workload}: {args.rows} rows x T {r.completion_ids.shape[1]}, prompt {r.prompt_ids.shape[1]}, "
           f"{args.threads} thread(s), min CPU seconds of {args.repeats}")
-    for name, mode, bwd in [("forward, adapter off (reference)", "base", False),
-                            ("forward, full adapter", "full", False),
-                            ("forward + backward, full adapter (update)", "full", True)]:
-        score(mode, bwd)
+    for name, mode, bwd, fused in [("forward, adapter off (reference)", "base", False, True),
+                                   ("forward, full adapter, per block", "full", False, False),
+                                   ("forward, full adapter, fused", "full", False, True),
+                                   ("forward + backward, per block", "full", True, False),
+                                   ("forward + backward, fused (update)", "full", True, True)]:
+        score(mode, bwd, fused)
         best = float("inf")
         for _ in range(args.repeats):
             t = time.process_time()
-            score(mode, bwd)
+            score(mode, bwd, fused)
             best = min(best, time.process_time() - t)
         print(f"  {name:42s} {best:.3f} s")
 

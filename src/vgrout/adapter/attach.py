@@ -268,6 +268,16 @@ class BlockAdapter:
             self._control.probe = None
 
     @contextmanager
+    def unfused(self) -> Iterator[None]:
+        """Forwards inside run each low-rank block on its own (the reference for the fused path)."""
+        self._check_live()
+        prev, self._control.fused = self._control.fused, False
+        try:
+            yield
+        finally:
+            self._control.fused = prev
+
+    @contextmanager
     def unwrapped(self) -> Iterator[nn.Module]:
         """The model with its original nn.Linear modules back in place (for save_pretrained)."""
         self._check_live()

@@ -10,6 +10,20 @@ bottleneck `A x` is non-zero (which keeps the gradient probe alive). The antipas
 no cross terms. Zones act on the block *outputs* (see `combine`), so a detach or a removal
 blocks the gradient to every parameter that feeds that block.
 
+Fused path (low-rank blocks, the default): both blocks run as ONE pair of skinny matmuls,
+
+    delta = [B_d, B_q, B_d-B0_d, B_q-B0_q] @ ([A_d-A0_d; A_q-A0_q; A0_d; A0_q] @ x)     (4r wide)
+
+the same function as `B A x - B0 A0 x` per block, rewritten as `B (A-A0) x + (B-B0) A0 x`. The
+per-block path streams eight full-width activations per Linear (A x, A0 x, B h, B0 h0, the two
+differences, D + Q, y + ...); the fused one writes none (an in-place `addmm_` into y). The rewrite
+keeps the exact zero at init (and after `reset`/full decay) without relying on rounding: A-A0
+and B-B0 are exactly zero there, so every term is. Zones act on the 4r bottleneck columns
+(`fused_delta`): keep rows zero their quarantine columns (value and gradient); route rows
+keep their deployed columns' value and cut their gradient in a custom backward (`_RoutedAddmm`),
+which is what detaching D did. Results equal the per-block path to fp32 rounding
+(tests/test_adapter_fused.py); `BlockAdapter.unfused()` runs the per-block path (the reference).
+
 Parameters are fp32 and cast to the activation dtype in the forward (bf16 on GPU).
 What the forward does (mode, zones, merged, capture, probe) is read from one shared
 `AdapterControl` that `BlockAdapter`'s context managers set and clear in `finally`.
@@ -172,6 +186,7 @@ class AdapterControl:
     route_rows: Tensor | None = None  # (N, 1, 1) bool: D detached
     capture: Any = None  # a BottleneckCapture, or None
     probe: Any = None  # a GradProbe, or None
+    fused: bool = True  # low-rank blocks run as one 4r-wide matmul pair (False: per block, the reference)
 
 
 class BlockLinear(nn.Module):
@@ -185,6 +200,7 @@ class BlockLinear(nn.Module):
         self.deployed = deployed
         self.quarantine = quarantine
         object.__setattr__(self, "control", control)  # shared, not a submodule
+        self.fusable = isinstance(deployed, LowRankBlock) and isinstance(quarantine, LowRankBlock)
 
     @property
     def rank(self) -> int:
@@ -197,9 +213,13 @@ class BlockLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         ctl = self.control
-        y = self.base(x)  # (N, L, d_out)
         if ctl.capture is not None:
             ctl.capture.record(self.name, self.deployed.bottleneck(x))
+        if ctl.fused and self.fusable and not ctl.merged and ctl.mode != "base":
+            # the base output is made 2-D (its own storage, not a view) so the delta adds in place
+            y = self.base(x.reshape(-1, x.shape[-1]))  # (N*L, d_out)
+            return fused_delta(y, x, self.deployed, self.quarantine, ctl, self.name).view(*x.shape[:-1], -1)
+        y = self.base(x)  # (N, L, d_out)
         if ctl.merged or ctl.mode == "base":
             return y
         c_d = c_q = None
@@ -212,6 +232,68 @@ class BlockLinear(nn.Module):
         if ctl.keep_rows is not None:
             D, Q = combine_zones(D, Q, ctl.keep_rows, ctl.route_rows, self.name)
         return y + (D + Q)
+
+
+class _RoutedAddmm(torch.autograd.Function):
+    """y += H @ Bt (in place) with the gradient of masked entries of H cut, for H and for Bt alike.
+
+    y (M, d_out), H (M, k), Bt (k, d_out), gmask (M, k) float 0/1. The value is `addmm_`'s; in
+    the backward the masked entries of H count as constants (d/dH is zeroed there, and they
+    do not enter d/dBt), which is `H.detach()` on those entries with the value unchanged.
+    """
+
+    @staticmethod
+    def forward(ctx, y: Tensor, H: Tensor, Bt: Tensor, gmask: Tensor) -> Tensor:
+        ctx.save_for_backward(H, Bt, gmask)
+        ctx.mark_dirty(y)
+        return y.addmm_(H, Bt)
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor | None, ...]:
+        H, Bt, gmask = ctx.saved_tensors
+        gH = (g @ Bt.t()) * gmask if ctx.needs_input_grad[1] else None  # (M, k)
+        gB = (H * gmask).t() @ g if ctx.needs_input_grad[2] else None  # (k, d_out)
+        return g, gH, gB, None
+
+
+def fused_delta(y: Tensor, x: Tensor, dep: LowRankBlock, qua: LowRankBlock, ctl: AdapterControl,
+                 name: str) -> Tensor:
+    """y + D + Q (zones, mode, probe applied) with both low-rank blocks in one matmul pair.
+
+    y: (M, d_out) the base output, written in place and returned; x: (..., d_in) with M rows. Columns of the (..., 4r) bottleneck H:
+    [u_d, u_q, h0_d, h0_q] with u = (A - A0) x and h0 = A0 x, so D = B_d u_d + (B_d - B0_d) h0_d.
+    """
+    r, dt = dep.rank, x.dtype
+    deployed_only = ctl.mode == "deployed"
+    A = torch.cat([dep.A - dep.A0, qua.A - qua.A0, dep.A0, qua.A0]).to(dt)  # (4r, d_in)
+    if deployed_only:  # the quarantine's columns read as zero: net Q = 0 (keep rows get the same)
+        Bq = Bq0 = torch.zeros_like(qua.B0)
+    else:
+        Bq, Bq0 = qua.B, qua.B - qua.B0
+    Bt = torch.cat([dep.B, Bq, dep.B - dep.B0, Bq0], 1).to(dt).t()  # (4r, d_out)
+    H = F.linear(x, A)  # (..., 4r)
+    if ctl.probe is not None:
+        # c scales the trainable bottleneck h = A x = u + h0. At c = 1 the value is exactly u
+        # (h0 (c - 1) is exactly 0); d/dc = u + h0 = A x as in the per-block path.
+        c = torch.cat(ctl.probe.make(name, x, r), -1).to(dt)  # (N, 1, 2r)
+        U, H0 = H[..., : 2 * r], H[..., 2 * r:]
+        H = torch.cat([U * c + H0 * (c - 1), H0], -1)
+    gmask = None
+    if ctl.keep_rows is not None:
+        if H.ndim != 3 or H.shape[0] != ctl.keep_rows.shape[0]:
+            raise ValueError(f"zones has {ctl.keep_rows.shape[0]} rows but {name} got input of shape "
+                             f"{tuple(H.shape[:-1])}; zones need a (N, L, ...) batch with N rows")
+        col = torch.arange(4 * r, device=H.device)
+        is_q = ((col >= r) & (col < 2 * r)) | (col >= 3 * r)  # (4r,) the quarantine's columns
+        keep = ctl.keep_rows.to(H.device) & is_q  # (N, 1, 4r)
+        H = torch.where(keep, torch.zeros((), dtype=H.dtype, device=H.device), H)
+        route = ctl.route_rows.to(H.device) & ~is_q  # (N, 1, 4r): deployed columns of route rows
+        if bool(route.any()):
+            gmask = (~route).to(H.dtype).expand(-1, H.shape[1], -1).reshape(-1, 4 * r)  # (N*L, 4r)
+    H2 = H.reshape(-1, 4 * r)  # (M, 4r)
+    if gmask is not None:
+        return _RoutedAddmm.apply(y, H2, Bt, gmask)
+    return y.addmm_(H2, Bt)  # in place: y is the base Linear's fresh output, which its backward does not read
 
 
 def combine_zones(D: Tensor, Q: Tensor, keep_rows: Tensor, route_rows: Tensor, name: str) -> tuple[Tensor, Tensor]:
