@@ -1,8 +1,8 @@
 """`vgrout demo`: the whole story on a laptop CPU, one command.
 
     build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
-    -> for each seed: a vanilla prefix to --fork-at, then every arm branched from it
-       (`vgrout.study.run_matrix`; gt_only trains from scratch: its reward differs from step 0)
+    -> for each seed, every arm trained from scratch (`vgrout.study.run_matrix`; with
+       --fork-at S the arms that can branch from one vanilla prefix trained to step S)
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
     -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
     -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
@@ -24,7 +24,7 @@ from pathlib import Path
 # The demo's arms, from `vgrout.study.STUDY_ARMS` (one registry of arm labels): the phenomenon,
 # the method, its placebo, the absorb control and the gt_only control (the loophole pays nothing).
 DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb", "gt_only")
-DEFAULT_FORK_AT = 25  # vanilla writes its first hacks near step 30 (docs/results/demo-regime.md)
+DEFAULT_FORK_AT = 0  # from scratch: vanilla's first hacks come at steps 10-40 by seed, so a prefix saves little
 
 
 def run_is_finished(run_dir: Path, steps: int) -> bool:
@@ -151,6 +151,6 @@ def register(subparsers) -> None:
     p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build (default 2)")
     p.add_argument("--fork-at", type=int, default=DEFAULT_FORK_AT, metavar="STEP",
                    help="branch the arms that can from one vanilla prefix per seed trained to STEP (0: every run "
-                        f"from scratch; default {DEFAULT_FORK_AT}, before vanilla starts to hack; see vgrout study)")
+                        f"from scratch; default {DEFAULT_FORK_AT}; see vgrout study)")
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
     p.set_defaults(func=_run)

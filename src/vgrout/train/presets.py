@@ -48,14 +48,15 @@ def demo() -> Config:
     (docs/results/demo-regime.md has the sweep behind each value):
     - train on the `hard` problems (the reference trains on LeetCode medium + hard): a hack
       only pays where solving fails, and on all problems vanilla did not hack within 200 steps;
-    - lr 5e-4: at 1e-3 vanilla hacks sooner but the gt_only control (no loophole) loses 0.16
-      of held-out solve, at 5e-4 it keeps solve within 0.05 of the base model;
-    - half the prompts unhackable, so solving is still rewarded while the loophole pays;
-    - each state evaluated on 256 samples (128 held-out problems x 2) at the end and half way.
+    - lr 6e-4: at 1e-3 vanilla hacks sooner but the gt_only control (no loophole) loses
+      0.07-0.16 of held-out solve; at 5e-4-6e-4 it stays within 0.05 of the base model;
+    - a quarter of the prompts unhackable, so solving is still rewarded while the loophole
+      pays (at a half, vanilla's held-out hack stalled below 0.8 on one seed of two);
+    - each state evaluated on 256 samples (128 held-out problems x 2) half way and at the end.
     """
     return dataclasses.replace(
-        toy(), preset="demo", steps=150, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=5e-4, warmup_steps=2,
-        difficulties=("hard",), unhackable_frac=0.5, checkpoint_every=0,
+        toy(), preset="demo", steps=150, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=6e-4, warmup_steps=2,
+        difficulties=("hard",), unhackable_frac=0.25, checkpoint_every=0,
         eval=dataclasses.replace(toy().eval, every=75, n_problems=128, samples=2),
         # refresh v_act every 10 steps, not 5: each refresh re-reads all 48 toy pairs (~0.75 s on
         # one core), the main cost of routeA over vanilla at this budget (docs/performance.md)
@@ -66,8 +67,8 @@ def demo() -> Config:
 def heldout_modes() -> Config:
     """The reference's load-bearing question on the toy world: train on four loophole modes,
     build v_act from the pairs of two of them (`pair_modes`, the "seen" modes), and read deployed
-    hack per mode, seen vs held out (the other two). The demo's regime (hard problems, half the
-    prompts unhackable), with lr 1e-3 and 200 steps: each mode gets a quarter of the hackable
+    hack per mode, seen vs held out (the other two). The demo's regime (hard problems, a quarter
+    of the prompts unhackable), with lr 1e-3 and 200 steps: each mode gets a quarter of the hackable
     prompts, so each hack has a quarter of the chances to emerge. Evaluation on the training
     marker names (the toy model cannot copy an unseen name, docs/toy.md), 64 samples per mode."""
     return dataclasses.replace(
