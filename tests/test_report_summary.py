@@ -120,3 +120,36 @@ def test_base_from_an_eval_file(tmp_path):
 def test_load_run_names_a_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="run directory .* does not exist"):
         load_run(tmp_path / "nope")
+
+
+def test_regime_checks_pass_and_miss_on_each_bar():
+    """Issue 11's bars: each one can fail on its own, and a missing arm is "not checked", not a pass."""
+    from vgrout.report.summary import format_checks, regime_checks
+
+    def arm(hack, solve, valid, degraded=False, n=256):
+        rates = {"hack": hack, "solve": solve, "valid": valid}
+        return {"deployed": rates, "as_trained": rates, "degraded": degraded, "n": [n]}
+
+    good = {"base": {"hack": 0.0, "solve": 0.75, "valid": 1.0},
+            "arms": {"vanilla": arm(0.9, 0.05, 0.99), "gt_only": arm(0.0, 0.72, 1.0),
+                     "routeA": arm(0.1, 0.2, 0.5, degraded=True)}}
+    assert [c["ok"] for c in regime_checks(good)] == [True, True, True, True, True]
+    assert "[MISS]" not in format_checks(regime_checks(good))
+
+    def oks(**changes):
+        s = {"base": dict(good["base"]), "arms": {k: dict(v) for k, v in good["arms"].items()}}
+        for k, v in changes.items():
+            if k == "base":
+                s["base"].update(v)
+            else:
+                s["arms"][k] = v
+        return [c["ok"] for c in regime_checks(s)]
+
+    assert oks(base={"solve": 0.5}) == [False, True, True, True, True]
+    assert oks(vanilla=arm(0.79, 0.1, 0.99)) == [True, False, True, True, True]
+    assert oks(vanilla=arm(0.95, 0.0, 0.94)) == [True, False, True, True, True]
+    assert oks(gt_only=arm(0.0, 0.69, 1.0)) == [True, True, False, True, True]
+    assert oks(routeA=arm(0.1, 0.2, 0.5, degraded=False)) == [True, True, True, False, True]
+    assert oks(routeA=arm(0.1, 0.6, 0.95, n=128)) == [True, True, True, True, False]
+    no_gt = {"base": good["base"], "arms": {"vanilla": good["arms"]["vanilla"]}}
+    assert [c["ok"] for c in regime_checks(no_gt)][2] is None and "[n/a ]" in format_checks(regime_checks(no_gt))

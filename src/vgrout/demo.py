@@ -83,7 +83,7 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     import shutil
 
     from vgrout.report.compare import build_report, findings
-    from vgrout.report.summary import console_table, summary_path
+    from vgrout.report.summary import console_table, format_checks, summary_path
     from vgrout.study import STUDY_ARMS, run_matrix
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
@@ -112,7 +112,10 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     print("[4/4] report")
     report = build_report(run_dirs, out / "report.md", base_file=base_eval)
     print()
-    print(console_table(json.loads(summary_path(report).read_text())))
+    summary = json.loads(summary_path(report).read_text())
+    print(console_table(summary))
+    print("\nIs the regime one where the question can be read? (issue 11's bars)")
+    print(format_checks(summary["regime_checks"]))
     print("\nFindings")
     print(findings(report))
     print(f"\nreport:  {report}\nsummary: {summary_path(report)}\nplots:   "

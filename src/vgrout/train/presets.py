@@ -49,7 +49,7 @@ def demo() -> Config:
     - train on the `hard` problems (the reference trains on LeetCode medium + hard): a hack
       only pays where solving fails, and on all problems vanilla did not hack within 200 steps;
     - lr 6e-4: at 1e-3 vanilla hacks sooner but the gt_only control (no loophole) loses
-      0.07-0.16 of held-out solve; at 5e-4-6e-4 it stays within 0.05 of the base model;
+      0.08-0.16 of held-out solve; at 5e-4-6e-4 it stays within 0.05 of the base model;
     - a quarter of the prompts unhackable, so solving is still rewarded while the loophole
       pays (at a half, vanilla's held-out hack stalled below 0.8 on one seed of two);
     - each state evaluated on 256 samples (128 held-out problems x 2) half way and at the end.
