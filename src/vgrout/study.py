@@ -143,8 +143,8 @@ def report_section(report: Path, heading: str) -> str:
 
 def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str],
               *, fork_at: int = 0, relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
-              heldout_modes: bool = False, heldout_arms: tuple[str, ...] = (), fresh: bool = False, threads: int = 1,
-              build_threads: int = 2) -> Path:
+              heldout_modes: bool = False, heldout_arms: tuple[str, ...] = (), heldout_seeds: tuple[int, ...] = (),
+              fresh: bool = False, threads: int = 1, build_threads: int = 2) -> Path:
     """The study: every (arm, seed), the baselines, the report; returns the report path."""
     import shutil
 
@@ -154,7 +154,7 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset
 
-    heldout_arms = heldout_arms or arms
+    heldout_arms, heldout_seeds = heldout_arms or arms, heldout_seeds or seeds
     unknown = [a for a in (*arms, *heldout_arms) if a not in STUDY_ARMS]
     if unknown:
         raise SystemExit(f"vgrout study: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
@@ -162,11 +162,12 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
         shutil.rmtree(out)
     t0 = time.perf_counter()
     base = preset(preset_name).with_overrides(overrides)
-    studies = [(out, base, arms)]
-    if heldout_modes:  # the held-out-mode sub-study: the (heldout_arms) matrix on the multi-mode preset
-        studies.append((out / "heldout-modes", preset(HELDOUT_MODES_PRESET).with_overrides(overrides), heldout_arms))
+    studies = [(out, base, arms, seeds)]
+    if heldout_modes:  # the held-out-mode sub-study: heldout_arms x heldout_seeds on the multi-mode preset
+        studies.append((out / "heldout-modes", preset(HELDOUT_MODES_PRESET).with_overrides(overrides), heldout_arms,
+                        heldout_seeds))
     report = None
-    for where, cfg, arms in studies:
+    for where, cfg, arms, seeds in studies:
         if cfg.model.startswith("toy:"):
             pin_threads(build_threads)
             toy_world(cfg.model.split(":", 1)[1], progress=True)
@@ -209,7 +210,8 @@ def _run(args: argparse.Namespace) -> int:
         run_study(Path(args.out), args.preset, tuple(a for a in args.arms.split(",") if a), parse_seeds(args.seeds),
                   overrides, fork_at=args.fork_at, relearn_steps=args.relearn_steps, relearn_every=args.relearn_every,
                   relearn_n_problems=args.relearn_n_problems, heldout_modes=args.heldout_modes,
-                  heldout_arms=tuple(a for a in (args.heldout_arms or "").split(",") if a), fresh=args.fresh,
+                  heldout_arms=tuple(a for a in (args.heldout_arms or "").split(",") if a),
+                  heldout_seeds=parse_seeds(args.heldout_seeds) if args.heldout_seeds else (), fresh=args.fresh,
                   threads=args.threads, build_threads=args.build_threads)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout study: {exc}") from None
@@ -233,6 +235,8 @@ def register(subparsers) -> None:
                    help=f"also run the held-out-mode sub-study on the {HELDOUT_MODES_PRESET!r} preset")
     p.add_argument("--heldout-arms", default=None, metavar="ARMS",
                    help="comma-separated arms of the held-out-mode sub-study (default: the same as --arms)")
+    p.add_argument("--heldout-seeds", default=None, metavar="SEEDS",
+                   help="the held-out-mode sub-study's seeds, a count or a list (default: the same as --seeds)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset Config field")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training (default 1)")
     p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build")
