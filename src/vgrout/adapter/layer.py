@@ -16,7 +16,8 @@ Fused path (low-rank blocks, the default): both blocks run as ONE pair of skinny
 
 the same function as `B A x - B0 A0 x` per block, rewritten as `B (A-A0) x + (B-B0) A0 x`. The
 per-block path streams eight full-width activations per Linear (A x, A0 x, B h, B0 h0, the two
-differences, D + Q, y + ...); the fused one writes none (an in-place `addmm_` into y). The rewrite
+differences, D + Q, y + ...); the fused one writes none (an in-place `addmm_` into y, so a
+forward hook on `base` that kept its output would see the delta: vgrout registers none). The rewrite
 keeps the exact zero at init (and after `reset`/full decay) without relying on rounding: A-A0
 and B-B0 are exactly zero there, so every term is. Zones act on the 4r bottleneck columns
 (`fused_delta`): keep rows zero their quarantine columns (value and gradient); route rows
