@@ -27,55 +27,6 @@ DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb", "gt_only")
 DEFAULT_FORK_AT = 0  # from scratch: vanilla's first hacks come at steps 10-40 by seed, so a prefix saves little
 
 
-def run_is_finished(run_dir: Path, steps: int) -> bool:
-    """A run is done when its final-step eval exists (the trainer writes it after the last checkpoint)."""
-    return (run_dir / "eval" / f"step_{steps:06d}.json").is_file()
-
-
-def train_one(cfg, run_dir: Path, start=None) -> str:
-    """Train (or resume, or skip) one run; returns what was done. `start` (a
-    `vgrout.train.rundir.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
-    from vgrout.train.loop import train
-    from vgrout.train.rundir import read_start
-
-    if (run_dir / "config.json").is_file():
-        saved = json.loads((run_dir / "config.json").read_text())
-        if saved != json.loads(cfg.resolved().to_json()) or read_start(run_dir) != start:  # derived seeds resolved
-            raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
-                             "pass --fresh to start over, or another --out")
-        if run_is_finished(run_dir, cfg.steps):
-            return "cached"
-        train(None, run_dir, resume=True, progress=False)
-        return "resumed"
-    train(cfg, run_dir, progress=False, start=start)
-    return "trained"
-
-
-def evaluate_base(cfg, path: Path) -> Path:
-    """The base model (no adapter: what every arm starts from) on the runs' held-out problems with
-    their eval settings, written once to `path` as a "vgrout.eval/1" result; the report's base row
-    and the first point of every curve. Recomputed when the eval-relevant config changes."""
-    from types import SimpleNamespace
-
-    from vgrout.env import Grader
-    from vgrout.eval.results import read_eval, write_json_atomic
-    from vgrout.models import load_model
-    from vgrout.train.arms import arm_for
-    from vgrout.train.evalhook import HeldoutEval
-
-    cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1})  # no quarantine: one sampling pass
-    key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
-    if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
-        return path
-    hook = HeldoutEval(cfg, arm_for("vanilla"))
-    model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
-    with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
-        result = hook.evaluate(SimpleNamespace(model=model, tokenizer=tok, adapter=None), grader)
-    result.update({"step": 0, "run_dir": None, "checkpoint": None, "run": {"arm": "base", "config": key}})
-    write_json_atomic(path, result)
-    return path
-
-
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
              threads: int = 1, build_threads: int = 2, fork_at: int = 0) -> Path:
     """Run every (arm, seed) (branched from one vanilla prefix per seed at `fork_at`, 0: from
@@ -84,7 +35,7 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
 
     from vgrout.report.compare import build_report, findings
     from vgrout.report.summary import console_table, format_checks, summary_path
-    from vgrout.study import STUDY_ARMS, run_matrix
+    from vgrout.study import STUDY_ARMS, evaluate_base, run_matrix
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset

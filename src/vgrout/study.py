@@ -3,11 +3,11 @@
     toy world (cached) -> [--fork-at S: one vanilla prefix per seed, trained to step S]
     -> every (arm, seed): trained from scratch, or branched from its seed's prefix
     -> relearning attack on every run (deployed start) and on vanilla (base start)
-    -> the base model evaluated once (STUDY/base_eval.json, `vgrout.demo.evaluate_base`)
+    -> the base model evaluated once (STUDY/base_eval.json, `evaluate_base`)
     -> STUDY/report.md + summary.json (vgrout.report.compare, with the oracle early-stop
        reference, the relearning rows and the branching table) -> findings on stdout
 
-Runs are reused through `vgrout.demo.train_one`: a finished run is kept, a killed one
+Runs are reused through `train_one`: a finished run is kept, a killed one
 resumes from its last checkpoint, so a second call trains nothing.
 
 Branching (`--fork-at STEP`): a branch loads the prefix's adapter, optimizer, schedule, step
@@ -42,6 +42,55 @@ STUDY_ARMS: dict[str, object] = {
 # only the arm reads, plus bookkeeping that does not touch the trained state.
 FORK_FREE = frozenset({"arm", "placebo", "placebo_seed", "inoculation_prompt", "checkpoint_every", "eval", "preset"})
 HELDOUT_MODES_PRESET = "heldout-modes"  # the multi-mode preset of issue 11 item 6 (held-out loophole modes)
+
+
+def run_is_finished(run_dir: Path, steps: int) -> bool:
+    """A run is done when its final-step eval exists (the trainer writes it after the last checkpoint)."""
+    return (run_dir / "eval" / f"step_{steps:06d}.json").is_file()
+
+
+def train_one(cfg, run_dir: Path, start=None) -> str:
+    """Train (or resume, or skip) one run; returns what was done. `start` (a
+    `vgrout.train.rundir.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
+    from vgrout.train.loop import train
+    from vgrout.train.rundir import read_start
+
+    if (run_dir / "config.json").is_file():
+        saved = json.loads((run_dir / "config.json").read_text())
+        if saved != json.loads(cfg.resolved().to_json()) or read_start(run_dir) != start:  # derived seeds resolved
+            raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
+                             "pass --fresh to start over, or another --out")
+        if run_is_finished(run_dir, cfg.steps):
+            return "cached"
+        train(None, run_dir, resume=True, progress=False)
+        return "resumed"
+    train(cfg, run_dir, progress=False, start=start)
+    return "trained"
+
+
+def evaluate_base(cfg, path: Path) -> Path:
+    """The base model (no adapter: what every arm starts from) on the runs' held-out problems with
+    their eval settings, written once to `path` as a "vgrout.eval/1" result; the report's base row
+    and the first point of every curve. Recomputed when the eval-relevant config changes."""
+    from types import SimpleNamespace
+
+    from vgrout.env import Grader
+    from vgrout.eval.results import read_eval, write_json_atomic
+    from vgrout.models import load_model
+    from vgrout.train.arms import arm_for
+    from vgrout.train.evalhook import HeldoutEval
+
+    cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1})  # no quarantine: one sampling pass
+    key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
+    if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
+        return path
+    hook = HeldoutEval(cfg, arm_for("vanilla"))
+    model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
+    with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
+        result = hook.evaluate(SimpleNamespace(model=model, tokenizer=tok, adapter=None), grader)
+    result.update({"step": 0, "run_dir": None, "checkpoint": None, "run": {"arm": "base", "config": key}})
+    write_json_atomic(path, result)
+    return path
 
 
 def arm_config(base, label: str, seed: int):
@@ -88,7 +137,6 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
                relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
                log=print) -> list[Path]:
     """Train (or reuse) every (arm, seed) under `out`, the relearning attacks too; returns the run dirs."""
-    from vgrout.demo import train_one
     from vgrout.io import write_json_atomic
     from vgrout.relearn import relearn_run
     from vgrout.train.rundir import StartFrom
@@ -148,7 +196,6 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     """The study: every (arm, seed), the baselines, the report; returns the report path."""
     import shutil
 
-    from vgrout.demo import evaluate_base
     from vgrout.report.compare import build_report
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
@@ -244,5 +291,5 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
-__all__ = ["FORK_FREE", "STUDY_ARMS", "arm_config", "fork_mismatch", "parse_seeds", "register", "run_matrix",
+__all__ = ["FORK_FREE", "STUDY_ARMS", "arm_config", "evaluate_base", "run_is_finished", "train_one", "fork_mismatch", "parse_seeds", "register", "run_matrix",
            "run_study", "train_prefix"]
