@@ -97,8 +97,9 @@ def test_sample_cannot_list_or_read_planted_secrets(grader, planted):
     )
     (seen,) = outputs(grader, [body])
     binds = jail_mounts(_interpreter()[0])[0]
-    for d in dirs:  # only an ancestor of what the jail binds (the prefix under ~) exists at all
-        if any(b.startswith(d.rstrip("/") + "/") for b in binds):
+    for d in dirs:  # only an ancestor of what the jail binds (the prefix under ~) exists at all, and the
+        # jail's own fresh tmpfs mounts (a checkout under /tmp plants a file into the host's /tmp)
+        if any(b.startswith(d.rstrip("/") + "/") for b in binds) or d.rstrip("/") in ("/tmp", "/dev/shm"):
             assert planted["tag"] not in str(seen[d]), (d, seen[d])
         else:
             assert seen[d] == errno.ENOENT, (d, seen[d])
