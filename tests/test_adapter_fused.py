@@ -10,25 +10,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vgrout.adapter import ABSORB, KEEP, ROUTE, AdapterConfig, attach
 
-from _tiny import V, tiny_model  # noqa: E402
+from _tiny import V, perturb, row_losses, tiny_model  # noqa: E402
 
 TOL = dict(atol=2e-6, rtol=1e-4)
-
-
-def perturb(adapter, seed: int = 1, scale: float = 0.05) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in adapter.parameters("all"):
-            p.add_(scale * torch.randn(p.shape, generator=gen))
-
-
-def row_losses(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """(N,) next-token NLL per row. logits (N, L, V), ids (N, L)."""
-    return F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none").mean(1)
 
 
 @pytest.fixture()
