@@ -8,7 +8,7 @@ import argparse
 from vgrout.report import gate
 from vgrout.report.compare import build_report, findings, fmt, gate_values
 from vgrout.report.rundir import load_run
-from vgrout.report.summary import console_table, summary_path
+from vgrout.report.summary import REGIME_BARS, console_table, summary_path
 
 COLUMNS = f"""columns (one row per training step the gate scored):
   n         gated rollouts: live, advantage > 0 and scored (the ones whose update the gate routes)
@@ -91,7 +91,7 @@ def register(subparsers) -> None:
     c.add_argument("--base", default=None, metavar="EVAL_JSON",
                    help="the base model's eval result (a vgrout.eval/1 JSON on the same problems and settings); "
                         "default: the runs' own eval/step_000000.json")
-    c.add_argument("--phenomenon-threshold", type=float, default=0.8,
+    c.add_argument("--phenomenon-threshold", type=float, default=REGIME_BARS["vanilla_hack_min"],
                    help="vanilla deployed hack rate at or above which the report calls the phenomenon present")
     c.set_defaults(func=_compare)
     d = subparsers.add_parser("diagnostics", help="per-step gate AUROC / precision / recall of one run",

@@ -23,7 +23,7 @@ from vgrout.report.base import Base, degradation, find_base, rule_text
 from vgrout.report.rundir import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
                                   placebo_base)
 from vgrout.report.samples import section_samples
-from vgrout.report.summary import summary_json, summary_path, write_summary
+from vgrout.report.summary import REGIME_BARS, summary_json, summary_path, write_summary
 from vgrout.stats import PairedTest, mean_sem, paired_test, wilson_interval
 
 Arms = dict[str, dict[int, RunData]]
@@ -311,7 +311,7 @@ def check_comparable(runs: Sequence[RunData], base_file: str | Path | None = Non
                              "`vgrout eval --overwrite` with the same options on every run")
 
 
-def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon: float = 0.8,
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon: float = REGIME_BARS["vanilla_hack_min"],
                  base_file: str | Path | None = None) -> Path:
     """Read the runs, write `out` (markdown), its PNGs and summary.json beside it; return the report path."""
     if not run_dirs:
