@@ -100,6 +100,9 @@ def test_relearn_two_steps_writes_its_file_and_the_report_row(tmp_path):
     section = text.split("## Relearning attack", 1)[1].split("\n## ", 1)[0]
     assert "| base model (reference) | base | 0 |" in section
     assert "| absorb | deployed | 0 |" in section
+    row = next(line for line in section.splitlines() if line.startswith("| absorb | deployed"))
+    last = entry["curve"][-1]  # hack, solve and valid after the attack, in that order
+    assert f"| {last['hack']:.3f} | {last['solve']:.3f} | {last['valid']:.3f} |" in row, row
     from vgrout.report.baselines import summary
     from vgrout.report.rundir import group_by_arm, load_run
 
