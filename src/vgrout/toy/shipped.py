@@ -74,8 +74,8 @@ def find_shipped(cfg: ToyConfig, root: Path | None = None,
     if cfg.name in worlds:
         note(f"toy world {cfg.name}: the prebuilt world shipped with vgrout has key {worlds[cfg.name]['key']}, "
              f"the config's key is {cfg.key()} (the config differs from the shipped one: overrides, or ToyConfig "
-             f"or FORMAT_VERSION changed since it was shipped); building from scratch. A maintainer re-ships it with `vgrout toy build --config {cfg.name} "
-             f"--from-scratch` then `vgrout toy ship {cfg.name}`")
+             f"or FORMAT_VERSION changed since it was shipped); building from scratch. A maintainer re-ships it "
+             f"with `vgrout toy build --config {cfg.name} --from-scratch` then `vgrout toy ship {cfg.name}`")
     return None
 
 
