@@ -237,7 +237,7 @@ def build_toy_world(
                     install_shipped(shipped, final)
                     note(f"toy world {cfg.name}: installed the prebuilt world shipped with vgrout (key {cfg.key()}) "
                          f"into {final} in {time.time() - t0:.1f}s; `vgrout toy build --config {cfg.name} "
-                         f"--from-scratch` retrains it")
+                         f"--from-scratch --cache-dir DIR` retrains it")
                 else:
                     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-", dir=final.parent))
                     try:
