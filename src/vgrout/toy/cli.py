@@ -1,4 +1,5 @@
-"""`vgrout toy build`: build (or load) a toy world and print its per-family base table."""
+"""`vgrout toy build`: load, install (shipped) or build a toy world and print its per-family base
+table; `vgrout toy ship`: make a cached world the package's prebuilt one."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a ToyConfig field (repeatable); pair fields take mode:value lists, e.g. "
                             "--set hack_frac=run_tests:0.1,sentinel:0.1 (the cache key follows the overrides)")
+    build.add_argument("--from-scratch", action="store_true",
+                       help="pretrain the world here instead of installing the prebuilt one shipped with vgrout; "
+                            "refuses if the cache already holds the world (delete it, or use --cache-dir)")
     build.set_defaults(func=_cmd_build)
+    ship = toy_sub.add_parser("ship", help="(maintainers) copy a cached world built here into the package as the "
+                                           "prebuilt world, with a sha256 manifest")
+    ship.add_argument("name", help="preset name (default | tiny); the cache must hold its current key")
+    ship.add_argument("--cache-dir", default=None, help="cache root (default: $VGROUT_CACHE or ~/.cache/vgrout)")
+    ship.add_argument("--dest", default=None, help="shipped-worlds root (default: the package's data/toy_worlds)")
+    ship.set_defaults(func=_cmd_ship)
 
 
 def with_overrides(cfg, pairs: list[str]):
@@ -64,7 +74,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     cfg = with_overrides(toy_config(args.config), args.set)
     t0 = time.time()
-    world = build_toy_world(cfg, cache_dir=args.cache_dir, progress=not args.no_progress, log=print)
+    try:
+        world = build_toy_world(cfg, cache_dir=args.cache_dir, progress=not args.no_progress, log=print,
+                                from_scratch=args.from_scratch)
+    except FileExistsError as e:
+        raise SystemExit(str(e)) from None
     difficulty = {name: f.difficulty for name, f in FAMILIES.items()}
     print(f"\ntoy world '{cfg.name}' ({cfg.key()}) at {world.root} [{time.time() - t0:.1f}s]")
     print(f"model: {world.model_dir}")
@@ -75,4 +89,24 @@ def _cmd_build(args: argparse.Namespace) -> int:
         print(f"\n## base rates per loophole mode, heldout split (every task under every mode, "
               f"{cfg.per_mode_samples} sample(s) each)\n")
         print(format_per_mode(world.base_report["per_mode"]))
+    return 0
+
+
+def _cmd_ship(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vgrout.toy.config import toy_config
+    from vgrout.toy.shipped import read_manifest, ship_world
+    from vgrout.toy.world import default_cache_dir
+
+    cfg = toy_config(args.name)
+    root = Path(args.cache_dir) if args.cache_dir is not None else default_cache_dir()
+    try:
+        dest = ship_world(root / "toy" / cfg.key(), cfg, None if args.dest is None else Path(args.dest))
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(str(e)) from None
+    m = read_manifest(dest)
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    print(f"shipped toy world {cfg.name} (key {m['key']}, built {m['built_utc']} UTC in {m['build_s']}s) "
+          f"to {dest}: {len(m['files'])} files, {size / 1e6:.1f} MB; commit that directory")
     return 0

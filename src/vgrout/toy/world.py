@@ -1,13 +1,15 @@
 """Build (or load from cache) a toy world: splits, corpus, tokenizer, pretrained model, base report.
 
-    world = build_toy_world(toy_config("default"))      # ~4 min the first time, then instant
+    world = build_toy_world(toy_config("default"))      # installs the shipped prebuilt world, then instant
     model = AutoModelForCausalLM.from_pretrained(world.model_dir)
     tasks = world.problems("train")
 
 The cache lives under `$VGROUT_CACHE` (else `~/.cache/vgrout`) in `toy/<config key>/`. A
-build writes into a temporary sibling directory and renames it into place, so a crash never
-leaves a half-built world that a later call would trust; a per-key file lock makes concurrent
-callers wait for one build instead of racing.
+world shipped with the package under the same key is installed instead of built
+(`vgrout.toy.shipped`); otherwise the build takes minutes. A build (or install) writes into
+a temporary sibling directory and renames it into place, so a crash never leaves a half-built
+world that a later call would trust; a per-key file lock makes concurrent callers wait for
+one build instead of racing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -197,35 +200,60 @@ def _build_into(out: Path, cfg: ToyConfig, progress: bool, log: Callable[[str], 
 
 def build_toy_world(
     cfg: ToyConfig, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, from_scratch: bool = False, shipped_root: Path | None = None,
 ) -> ToyWorld:
-    """Build the world for `cfg`, or load it if the cache already holds it."""
+    """Load the world for `cfg` from the cache; else install the prebuilt world shipped with
+    vgrout if one has `cfg`'s key (seconds, `vgrout.toy.shipped`); else build it (minutes).
+    `from_scratch` skips the shipped world and refuses a cache that already holds the key (a
+    cached world may be in use by running jobs, so it is never replaced underneath them)."""
+    from vgrout.toy.shipped import find_shipped, install_shipped
+
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = root / "toy" / cfg.key()
+    # Notes a user should see even when the caller passed no log (the demo, the trainer).
+    note = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
     log = log or (lambda msg: None)
+
+    def refuse_cached() -> None:
+        if from_scratch:
+            raise FileExistsError(f"toy world {cfg.name} ({cfg.key()}) is already in the cache at {final}; "
+                                  f"--from-scratch never replaces a cached world (running jobs may read it): "
+                                  f"delete that directory first, or build into another cache with --cache-dir DIR")
+
     if (final / "build.json").exists():
+        refuse_cached()
         log(f"toy world {cfg.key()} loaded from cache {final}")
     else:
         final.parent.mkdir(parents=True, exist_ok=True)
         # One builder per key: a second process waits here, then finds the finished world.
         with open(final.parent / f".{cfg.key()}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (final / "build.json").exists():
-                tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-", dir=final.parent))
-                try:
-                    _build_into(tmp, cfg, progress, log)
-                    if final.exists():  # a stale, incomplete world (no build.json): replace it
-                        shutil.rmtree(final)
-                    os.replace(tmp, final)
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
+            if (final / "build.json").exists():
+                refuse_cached()
+            else:
+                shipped = None if from_scratch else find_shipped(cfg, shipped_root, note)
+                if shipped is not None:
+                    t0 = time.time()
+                    install_shipped(shipped, final)
+                    note(f"toy world {cfg.name}: installed the prebuilt world shipped with vgrout (key {cfg.key()}) "
+                         f"into {final} in {time.time() - t0:.1f}s; `vgrout toy build --config {cfg.name} "
+                         f"--from-scratch --cache-dir DIR` retrains it")
+                else:
+                    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-", dir=final.parent))
+                    try:
+                        _build_into(tmp, cfg, progress, log)
+                        if final.exists():  # a stale, incomplete world (no build.json): replace it
+                            shutil.rmtree(final)
+                        os.replace(tmp, final)
+                    except BaseException:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        raise
     report = json.loads((final / "base_report.json").read_text(encoding="utf-8"))
     return ToyWorld(root=final, config=cfg, base_report=report)
 
 
 def toy_world(name: str = "default", cache_dir: str | os.PathLike | None = None, progress: bool = True) -> ToyWorld:
-    """The named preset's world, built on first use (what the trainer's presets call)."""
+    """The named preset's world, installed or built on first use (what the trainer's presets call)."""
     return build_toy_world(toy_config(name), cache_dir=cache_dir, progress=progress)
 
 
