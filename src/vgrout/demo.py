@@ -2,7 +2,8 @@
 
     build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
     -> for each seed, every arm trained from scratch (`vgrout.study.run_matrix`; with
-       --fork-at S the arms that can branch from one vanilla prefix trained to step S)
+       --fork-at S the arms that can branch from one vanilla prefix trained to step S; --jobs N
+       of them at a time in worker processes, the same results as one after another)
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
     -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
     -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
