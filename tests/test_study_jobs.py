@@ -48,6 +48,7 @@ def _outputs(out: Path) -> dict:
     return got
 
 
+@pytest.mark.slow  # ~35 s: two 4-run matrices with a prefix per seed and relearning attacks
 def test_jobs2_gives_the_jobs1_results_bitwise_and_reuses_finished_runs(tmp_path, capsys, monkeypatch):
     base = preset("smoke").with_overrides(TINY)
     kw = dict(fork_at=1, relearn_steps=1, relearn_n_problems=4)

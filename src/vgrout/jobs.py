@@ -34,22 +34,25 @@ def _worker(conn, fn: Callable[[Any], Any], init: Callable[[], None] | None) -> 
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
     signal.signal(signal.SIGTERM, _interrupt)  # terminate() unwinds the task: its Grader closes its sandboxes
-    if init is not None:
-        init()
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        t = time.perf_counter()
-        try:
-            result = fn(task)
-        except (Exception, SystemExit) as exc:  # SystemExit: a run refusing another run's directory
-            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", time.perf_counter() - t))
-        else:
-            conn.send(("ok", result, time.perf_counter() - t))
+    try:
+        if init is not None:
+            init()
+        while True:
+            try:
+                task = conn.recv()
+            except EOFError:
+                return
+            if task is None:
+                return
+            t = time.perf_counter()
+            try:
+                result = fn(task)
+            except (Exception, SystemExit) as exc:  # SystemExit: a run refusing another run's directory
+                conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", time.perf_counter() - t))
+            else:
+                conn.send(("ok", result, time.perf_counter() - t))
+    except KeyboardInterrupt:  # terminated by the parent: the task unwound, exit without a traceback
+        return
 
 
 class _Slot:
