@@ -119,3 +119,14 @@ def test_ctrl_c_terminates_and_joins_every_worker():
     with pytest.raises(KeyboardInterrupt):
         run_tasks(tasks, _sleep, jobs=2, on_done=lambda *a: None)
     assert not multiprocessing.active_children() and time.perf_counter() - t0 < 60
+
+
+def test_jobs_below_one_is_refused_before_any_work(tmp_path):
+    from vgrout.demo import run_demo
+    from vgrout.study import run_study
+
+    with pytest.raises(SystemExit, match="--jobs 0 must be >= 1"):
+        run_demo(tmp_path / "d", ("vanilla",), (0,), dict(TINY), fresh=False, jobs=0)
+    with pytest.raises(SystemExit, match="--jobs 0 must be >= 1"):
+        run_study(tmp_path / "s", "smoke", ("vanilla",), (0,), dict(TINY), jobs=0)
+    assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()

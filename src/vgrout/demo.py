@@ -45,6 +45,8 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     unknown = [a for a in arms if a not in STUDY_ARMS]
     if unknown:
         raise SystemExit(f"vgrout demo: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
+    if jobs is not None and jobs < 1:
+        raise SystemExit(f"vgrout demo: --jobs {jobs} must be >= 1")
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -283,6 +283,8 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     unknown = [a for a in (*arms, *heldout_arms) if a not in STUDY_ARMS]
     if unknown:
         raise SystemExit(f"vgrout study: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
+    if jobs is not None and jobs < 1:
+        raise SystemExit(f"vgrout study: --jobs {jobs} must be >= 1")
     if fresh and out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
