@@ -10,6 +10,10 @@
 Runs are reused through `train_one`: a finished run is kept, a killed one
 resumes from its last checkpoint, so a second call trains nothing.
 
+`--jobs N` runs N units (a seed's prefix, or one run with its relearning attacks) at a time in
+spawned worker processes (`vgrout.jobs.run_tasks`); a branch starts after its prefix, and every
+run is deterministic from its config, so the results do not depend on N.
+
 Branching (`--fork-at STEP`): a branch loads the prefix's adapter, optimizer, schedule, step
 and RNG (`StartFrom`), so the vanilla branch is exactly the vanilla run and every other arm
 differs from it only after STEP (paired by seed). A branch must match the prefix in every
