@@ -2,7 +2,8 @@
 
     build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
     -> for each seed, every arm trained from scratch (`vgrout.study.run_matrix`; with
-       --fork-at S the arms that can branch from one vanilla prefix trained to step S)
+       --fork-at S the arms that can branch from one vanilla prefix trained to step S; --jobs N
+       of them at a time in worker processes, the same results as one after another)
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
     -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
     -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
@@ -28,14 +29,15 @@ DEFAULT_FORK_AT = 0  # from scratch: vanilla's first hacks come at steps 10-40 b
 
 
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
-             threads: int = 1, build_threads: int = 2, fork_at: int = 0) -> Path:
+             threads: int = 1, build_threads: int = 2, fork_at: int = 0, jobs: int | None = None) -> Path:
     """Run every (arm, seed) (branched from one vanilla prefix per seed at `fork_at`, 0: from
-    scratch), then write the comparison report; returns the report path."""
+    scratch), `jobs` at a time (None: `vgrout.study.default_jobs`), then write the comparison report;
+    returns the report path."""
     import shutil
 
     from vgrout.report.compare import build_report, findings
     from vgrout.report.summary import console_table, format_checks, summary_path
-    from vgrout.study import STUDY_ARMS, evaluate_base, run_matrix
+    from vgrout.study import STUDY_ARMS, default_jobs, evaluate_base, run_matrix
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset
@@ -43,6 +45,8 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     unknown = [a for a in arms if a not in STUDY_ARMS]
     if unknown:
         raise SystemExit(f"vgrout demo: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
+    if jobs is not None and jobs < 1:
+        raise SystemExit(f"vgrout demo: --jobs {jobs} must be >= 1")
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,10 +59,12 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     pin_threads(threads)
     print("[2/4] base model eval (held-out problems, before any training)")
     base_eval = evaluate_base(base.with_overrides({"seed": seeds[0]}), out / "base_eval.json")
+    jobs = default_jobs(len(arms) * len(seeds)) if jobs is None else jobs
     print(f"[3/4] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each"
-          + (f", branched from a vanilla prefix at step {fork_at}" if fork_at else ""))
+          + (f", branched from a vanilla prefix at step {fork_at}" if fork_at else "")
+          + f", {jobs} at a time (--jobs {jobs}, {threads} torch thread(s) each)", flush=True)
     t_train = time.perf_counter()
-    run_dirs = run_matrix(out, base, arms, seeds, fork_at=fork_at,
+    run_dirs = run_matrix(out, base, arms, seeds, fork_at=fork_at, jobs=jobs, threads=threads,
                           log=lambda line: print(f"{line}  [{time.perf_counter() - t_train:.0f} s]", flush=True))
     print("[4/4] report")
     report = build_report(run_dirs, out / "report.md", base_file=base_eval)
@@ -84,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
             overrides["steps"] = str(args.steps)
             overrides["eval_every"] = str(max(1, args.steps // 3))  # three points on the curves
         run_demo(Path(args.out), tuple(args.arms.split(",")), tuple(int(s) for s in args.seeds.split(",")),
-                 overrides, args.fresh, threads=args.threads, build_threads=args.build_threads, fork_at=args.fork_at)
+                 overrides, args.fresh, threads=args.threads, build_threads=args.build_threads, fork_at=args.fork_at,
+                 jobs=args.jobs)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout demo: {exc}") from None
     return 0
@@ -106,5 +113,8 @@ def register(subparsers) -> None:
     p.add_argument("--fork-at", type=int, default=DEFAULT_FORK_AT, metavar="STEP",
                    help="branch the arms that can from one vanilla prefix per seed trained to STEP (0: every run "
                         f"from scratch; default {DEFAULT_FORK_AT}; see vgrout study)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="runs at a time, each in its own worker process (default: the usable CPUs, at most the "
+                        "number of runs; 1: one after another in this process); results do not depend on it")
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
     p.set_defaults(func=_run)

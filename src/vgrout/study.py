@@ -10,6 +10,10 @@
 Runs are reused through `train_one`: a finished run is kept, a killed one
 resumes from its last checkpoint, so a second call trains nothing.
 
+`--jobs N` runs N units (a seed's prefix, or one run with its relearning attacks) at a time in
+spawned worker processes (`vgrout.jobs.run_tasks`); a branch starts after its prefix, and every
+run is deterministic from its config, so the results do not depend on N.
+
 Branching (`--fork-at STEP`): a branch loads the prefix's adapter, optimizer, schedule, step
 and RNG (`StartFrom`), so the vanilla branch is exactly the vanilla run and every other arm
 differs from it only after STEP (paired by seed). A branch must match the prefix in every
@@ -133,51 +137,128 @@ def train_prefix(cfg, run_dir: Path, fork_at: int) -> tuple[Path, str]:
     return ckpt, what
 
 
-def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *, fork_at: int = 0,
-               relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
-               log=print) -> list[Path]:
-    """Train (or reuse) every (arm, seed) under `out`, the relearning attacks too; returns the run dirs."""
-    from vgrout.io import write_json_atomic
-    from vgrout.relearn import relearn_run
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One job of the matrix: a seed's vanilla prefix, or one (arm, seed) run and its relearning attacks."""
+
+    name: str  # the run dir's name under --out: prefix_s0, routeA_s0
+    cfg: object  # its Config
+    run_dir: Path
+    fork_at: int = 0  # > 0: a prefix, trained to this step
+    start: object = None  # StartFrom (a branch of its seed's prefix) or None
+    after: str | None = None  # the unit that must finish first (the seed's prefix)
+    note: str = ""  # appended to its log line (why it trains from scratch)
+    relearn: tuple[str, ...] = ()  # relearning-attack starts run after it, in the same process
+
+
+def plan_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], fork_at: int,
+                relearn_steps: int) -> tuple[list[Unit], dict[str, str]]:
+    """The matrix as units in the sequential order (per seed: its prefix, then every arm), and the
+    arms that cannot branch from the prefix (label -> why)."""
+    from vgrout.train.checkpoint import step_dir
     from vgrout.train.rundir import StartFrom
 
-    if fork_at and not 0 < fork_at < base.steps:
-        raise ValueError(f"--fork-at {fork_at} must be in [1, steps={base.steps})")
-    out.mkdir(parents=True, exist_ok=True)
+    units: list[Unit] = []
     scratch: dict[str, str] = {}
-    run_dirs = []
     for seed in seeds:
-        prefix_ckpt = prefix_cfg = None
+        prefix_cfg = prefix = None
         if fork_at:
             prefix_cfg = arm_config(base, "vanilla", seed)
-            prefix_ckpt, what = train_prefix(prefix_cfg, out / f"prefix_s{seed}", fork_at)
-            log(f"  prefix_s{seed} (vanilla to step {fork_at}): {what}")
+            prefix = Unit(f"prefix_s{seed}", prefix_cfg, out / f"prefix_s{seed}", fork_at=fork_at)
+            units.append(prefix)
         for label in arms:
             cfg = arm_config(base, label, seed)
-            start = None
-            if prefix_cfg is not None:
+            start = after = None
+            if prefix is not None:
                 diff = fork_mismatch(prefix_cfg, cfg)
                 if diff:
                     scratch[label] = "cannot branch from the vanilla prefix: " + "; ".join(diff)
                 else:
-                    start = StartFrom(prefix_ckpt.resolve(), trainer_state=True)
-            run_dir = out / f"{label}_s{seed}"
-            what = train_one(cfg, run_dir, start=start)
-            log(f"  {run_dir.name}: {what}" + (" (from scratch: " + scratch[label] + ")" if label in scratch else ""))
-            run_dirs.append(run_dir)
-            if relearn_steps:
-                starts = ("deployed", "base") if label == "vanilla" else ("deployed",)
-                for s in starts:
-                    e = relearn_run(run_dir, relearn_steps, start=s, every=relearn_every, n_problems=relearn_n_problems)
-                    reach = e["steps_to_threshold"]
-                    log(f"    relearn from {s}: hack {e['curve'][0]['hack']:.2f} -> {e['curve'][-1]['hack']:.2f}, "
-                        f"reaches {e['threshold']} " + (f"at step {reach}" if reach is not None else "not within "
-                                                       f"{relearn_steps} steps"))
+                    start, after = StartFrom(step_dir(prefix.run_dir, fork_at).resolve(), trainer_state=True), prefix.name
+            relearn = (("deployed", "base") if label == "vanilla" else ("deployed",)) if relearn_steps else ()
+            note = " (from scratch: " + scratch[label] + ")" if label in scratch else ""
+            units.append(Unit(f"{label}_s{seed}", cfg, out / f"{label}_s{seed}", start=start, after=after, note=note,
+                              relearn=relearn))
+    return units, scratch
+
+
+def run_unit(unit: Unit, relearn: tuple[int, int, int]) -> tuple[str, list[str]]:
+    """Train (or resume, or skip) one unit, then its relearning attacks; returns (what was done, log lines
+    of the attacks). `relearn`: (steps, every, n_problems)."""
+    if unit.fork_at:
+        return train_prefix(unit.cfg, unit.run_dir, unit.fork_at)[1], []
+    from vgrout.relearn import relearn_run
+
+    what = train_one(unit.cfg, unit.run_dir, start=unit.start)
+    steps, every, n_problems = relearn
+    lines = []
+    for s in unit.relearn:
+        e = relearn_run(unit.run_dir, steps, start=s, every=every, n_problems=n_problems)
+        reach = e["steps_to_threshold"]
+        lines.append(f"    relearn from {s}: hack {e['curve'][0]['hack']:.2f} -> {e['curve'][-1]['hack']:.2f}, "
+                     f"reaches {e['threshold']} " + (f"at step {reach}" if reach is not None else
+                                                    f"not within {steps} steps"))
+    return what, lines
+
+
+def unit_done(unit: Unit, relearn_steps: int) -> bool:
+    """Finished on disk (its final eval, or the prefix's checkpoint, and every attack's final eval): the
+    parallel scheduler reuses it in the main process rather than start a worker to say "cached"."""
+    from vgrout.train.checkpoint import is_complete, step_dir
+
+    if unit.fork_at:
+        return is_complete(step_dir(unit.run_dir, unit.fork_at))
+    return run_is_finished(unit.run_dir, unit.cfg.steps) and all(
+        run_is_finished(unit.run_dir / "relearn" / s, relearn_steps) for s in unit.relearn)
+
+
+def default_jobs(n_runs: int) -> int:
+    """--jobs when not given: one single-thread run per usable CPU, at most one per run."""
+    import os
+
+    return max(1, min(len(os.sched_getaffinity(0)), n_runs))
+
+
+def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *, fork_at: int = 0,
+               relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
+               jobs: int = 1, threads: int = 1, log=print) -> list[Path]:
+    """Train (or reuse) every (arm, seed) under `out`, the relearning attacks too; returns the run dirs
+    in (seed, arm) order. jobs > 1: that many runs at a time in worker processes (`vgrout.jobs.run_tasks`),
+    each with `threads` torch threads; every run is deterministic from its config, so the results
+    are those of jobs=1."""
+    import functools
+
+    from vgrout.io import write_json_atomic
+    from vgrout.jobs import run_tasks
+    from vgrout.train.cli import pin_threads
+
+    if fork_at and not 0 < fork_at < base.steps:
+        raise ValueError(f"--fork-at {fork_at} must be in [1, steps={base.steps})")
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs} must be >= 1")
+    out.mkdir(parents=True, exist_ok=True)
+    units, scratch = plan_matrix(out, base, arms, seeds, fork_at, relearn_steps)
+    relearn = (relearn_steps, relearn_every, relearn_n_problems)
+
+    def done(unit: Unit, result: tuple[str, list[str]], seconds: float) -> None:
+        what, lines = result
+        head = f"{unit.name} (vanilla to step {fork_at})" if unit.fork_at else unit.name
+        log(f"  {head}: {what}{unit.note} ({seconds:.0f} s)")
+        for line in lines:
+            log(line)
+
+    if jobs == 1:  # in this process, one after another (today's order)
+        for unit in units:
+            t = time.perf_counter()
+            done(unit, run_unit(unit, relearn), time.perf_counter() - t)
+    else:  # worker processes, `threads` torch threads each; a branch starts once its prefix is done
+        run_tasks(units, functools.partial(run_unit, relearn=relearn), jobs=jobs, on_done=done,
+                  init=functools.partial(pin_threads, threads), inline=lambda u: unit_done(u, relearn_steps))
     write_json_atomic(out / "study.json", {
         "preset": base.preset, "steps": base.steps, "arms": list(arms), "seeds": list(seeds), "fork_at": fork_at,
         "from_scratch": scratch, "relearn_steps": relearn_steps, "relearn_every": relearn_every,
         "relearn_n_problems": relearn_n_problems}, indent=2)
-    return run_dirs
+    return [u.run_dir for u in units if not u.fork_at]
 
 
 def report_section(report: Path, heading: str) -> str:
@@ -192,8 +273,9 @@ def report_section(report: Path, heading: str) -> str:
 def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str],
               *, fork_at: int = 0, relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
               heldout_modes: bool = False, heldout_arms: tuple[str, ...] = (), heldout_seeds: tuple[int, ...] = (),
-              fresh: bool = False, threads: int = 1, build_threads: int = 2) -> Path:
-    """The study: every (arm, seed), the baselines, the report; returns the report path."""
+              fresh: bool = False, threads: int = 1, build_threads: int = 2, jobs: int | None = None) -> Path:
+    """The study: every (arm, seed), the baselines, the report; returns the report path. `jobs`: runs at
+    a time (None: `default_jobs`)."""
     import shutil
 
     from vgrout.report.compare import build_report
@@ -205,6 +287,8 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     unknown = [a for a in (*arms, *heldout_arms) if a not in STUDY_ARMS]
     if unknown:
         raise SystemExit(f"vgrout study: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
+    if jobs is not None and jobs < 1:
+        raise SystemExit(f"vgrout study: --jobs {jobs} must be >= 1")
     if fresh and out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
@@ -219,12 +303,15 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
             pin_threads(build_threads)
             toy_world(cfg.model.split(":", 1)[1], progress=True)
         pin_threads(threads)
+        n_jobs = default_jobs(len(arms) * len(seeds)) if jobs is None else jobs
         print(f"study {where}: {len(arms)} arms x {len(seeds)} seeds, {cfg.steps} steps each"
-              + (f", branched at step {fork_at}" if fork_at else ""))
+              + (f", branched at step {fork_at}" if fork_at else "")
+              + f", {n_jobs} at a time (--jobs {n_jobs}, {threads} torch thread(s) each)", flush=True)
         where.mkdir(parents=True, exist_ok=True)
         base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / "base_eval.json")
         run_dirs = run_matrix(where, cfg, arms, seeds, fork_at=fork_at, relearn_steps=relearn_steps,
-                              relearn_every=relearn_every, relearn_n_problems=relearn_n_problems)
+                              relearn_every=relearn_every, relearn_n_problems=relearn_n_problems, jobs=n_jobs,
+                              threads=threads)
         path = build_report(run_dirs, where / "report.md", base_file=base_eval)
         report = report or path
         for heading in ("Findings", "Oracle-selected early stopping (a reference, not a method)", "Relearning attack"):
@@ -259,7 +346,7 @@ def _run(args: argparse.Namespace) -> int:
                   relearn_n_problems=args.relearn_n_problems, heldout_modes=args.heldout_modes,
                   heldout_arms=tuple(a for a in (args.heldout_arms or "").split(",") if a),
                   heldout_seeds=parse_seeds(args.heldout_seeds) if args.heldout_seeds else (), fresh=args.fresh,
-                  threads=args.threads, build_threads=args.build_threads)
+                  threads=args.threads, build_threads=args.build_threads, jobs=args.jobs)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout study: {exc}") from None
     return 0
@@ -287,9 +374,13 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset Config field")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training (default 1)")
     p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="runs at a time, each in its own worker process (default: the usable CPUs, at most the "
+                        "number of runs; 1: one after another in this process); results do not depend on it")
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
     p.set_defaults(func=_run)
 
 
-__all__ = ["FORK_FREE", "STUDY_ARMS", "arm_config", "evaluate_base", "run_is_finished", "train_one", "fork_mismatch", "parse_seeds", "register", "run_matrix",
-           "run_study", "train_prefix"]
+__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "default_jobs", "evaluate_base", "fork_mismatch",
+           "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study", "run_unit",
+           "train_one", "train_prefix", "unit_done"]

@@ -1,0 +1,162 @@
+"""Independent jobs in a few worker processes (`vgrout study --jobs N`, `vgrout demo --jobs N`).
+
+    tasks (each with .name and .after: the task that must finish first, or None)
+    -> up to `jobs` spawned worker processes, each running fn(task) one task at a time
+    -> on_done(task, result, seconds) in this process, in completion order
+
+Why processes, and spawned ones: a training run is single-threaded torch, two side by side
+run nearly as fast as one alone on a 2-CPU machine, and fork() after torch has started its
+thread pools is unsafe. Workers live for the whole matrix (importing torch costs seconds).
+Failure is loud: the first task that raises stops new launches, the running ones finish (their
+work is kept: runs resume), then RunFailed names every failed task with its exception. Ctrl-C
+or any other exception here terminates the workers (SIGTERM, which they turn into
+KeyboardInterrupt so their `with` blocks close their sandboxes) and joins them: no orphans.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+
+class RunFailed(RuntimeError):
+    """One or more tasks raised in a worker (or a worker died); the message names them."""
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _worker(conn, fn: Callable[[Any], Any], init: Callable[[], None] | None) -> None:
+    """A worker's life: tasks in over `conn`, ("ok", result, s) or ("error", text, s) out; None ends it."""
+    import signal
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    signal.signal(signal.SIGTERM, _interrupt)  # terminate() unwinds the task: its Grader closes its sandboxes
+    try:
+        if init is not None:
+            init()
+        while True:
+            try:
+                task = conn.recv()
+            except EOFError:
+                return
+            if task is None:
+                return
+            t = time.perf_counter()
+            try:
+                result = fn(task)
+            except (Exception, SystemExit) as exc:  # SystemExit: a run refusing another run's directory
+                conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", time.perf_counter() - t))
+            else:
+                conn.send(("ok", result, time.perf_counter() - t))
+    except KeyboardInterrupt:  # terminated by the parent: the task unwound, exit without a traceback
+        return
+
+
+class _Slot:
+    """One worker process and the task it runs (None: idle)."""
+
+    def __init__(self, ctx, fn, init) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, fn, init), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task = None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the worker: idle ones are asked, busy ones terminated; killed if it does not exit in time."""
+        if self.proc.is_alive():
+            if self.task is None:
+                try:
+                    self.conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+            else:
+                self.proc.terminate()
+            self.proc.join(timeout)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+        self.conn.close()
+
+
+def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_done: Callable[[Any, Any, float], None],
+              init: Callable[[], None] | None = None, inline: Callable[[Any], bool] = lambda task: False) -> None:
+    """Run fn(task) for every task, `jobs` at a time in spawned workers, a task only after its .after;
+    fn and init must be picklable (module-level functions or functools.partial of them). `inline(task)`
+    true: run it here instead (a finished run: reused in milliseconds, no worker needed)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"task names must be unique: {names}")
+    missing = [t.after for t in tasks if t.after is not None and t.after not in names]
+    if missing:
+        raise ValueError(f"tasks wait for unknown tasks {missing}")
+    needed = {t.after for t in tasks}
+    pending = list(tasks)
+    finished: set[str] = set()
+    failed: list[str] = []
+    ctx = multiprocessing.get_context("spawn")
+    slots: list[_Slot] = []
+    try:
+        while True:
+            while not failed:  # launch: prefixes others wait for first, then the sequential order
+                ready = [t for t in pending if t.after is None or t.after in finished]
+                if not ready:
+                    break
+                task = min(ready, key=lambda t: (t.name not in needed, pending.index(t)))
+                if inline(task):
+                    pending.remove(task)
+                    t0 = time.perf_counter()
+                    on_done(task, fn(task), time.perf_counter() - t0)
+                    finished.add(task.name)
+                    continue
+                slot = next((s for s in slots if s.task is None), None)
+                if slot is None and len(slots) < jobs:
+                    slot = _Slot(ctx, fn, init)
+                    slots.append(slot)
+                if slot is None:
+                    break
+                pending.remove(task)
+                slot.conn.send(task)
+                slot.task = task
+            busy = [s for s in slots if s.task is not None]
+            if not busy:
+                break
+            wait([s.conn for s in busy] + [s.proc.sentinel for s in busy])
+            for s in busy:
+                task = s.task
+                if s.conn.poll():
+                    try:
+                        status, payload, seconds = s.conn.recv()
+                    except EOFError:
+                        status, payload, seconds = "error", f"its worker exited (code {s.proc.exitcode})", 0.0
+                elif not s.proc.is_alive():
+                    status, payload, seconds = "error", f"its worker died (exit code {s.proc.exitcode})", 0.0
+                else:
+                    continue
+                s.task = None
+                if status == "ok":
+                    finished.add(task.name)
+                    on_done(task, payload, seconds)
+                else:
+                    failed.append(f"{task.name}: {payload}")
+                    print(f"  {task.name}: FAILED after {seconds:.0f} s; no new runs start "
+                          f"({len([b for b in slots if b.task is not None])} still running)\n{payload}", flush=True)
+                if not s.proc.is_alive():
+                    s.stop()
+                    slots.remove(s)
+    finally:
+        for s in slots:
+            s.stop()
+    if failed:
+        first = [f.split("\nTraceback", 1)[0] for f in failed]
+        raise RunFailed(f"{len(failed)} run(s) failed: " + "; ".join(first)
+                        + (f"; {len(pending)} not started" if pending else ""))
+
+
+__all__ = ["RunFailed", "run_tasks"]

@@ -1,0 +1,132 @@
+"""`vgrout study/demo --jobs N`: runs in worker processes give exactly the jobs=1 results, a failing run
+stops the matrix and is named, a finished matrix starts no worker, Ctrl-C leaves no worker behind.
+
+Real runs on the tiny toy world (smoke preset, 2 steps, 4 held-out problems)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vgrout.jobs as jobs
+from vgrout.jobs import RunFailed, run_tasks
+from vgrout.study import run_is_finished, run_matrix
+from vgrout.train.presets import preset
+
+TINY = {"steps": "2", "eval.every": "1", "eval.n_problems": "4", "max_new_tokens": "12"}
+TIMING = ("created", "run_dir", "checkpoint")  # wall-clock and path fields: the only ones allowed to differ
+
+
+def _strip(o, root: str):
+    """A json value without its timing fields, with `root` (the matrix's --out) made relative."""
+    if isinstance(o, dict):
+        return {k: _strip(v, root) for k, v in o.items() if not k.startswith("time") and k not in TIMING}
+    if isinstance(o, list):
+        return [_strip(v, root) for v in o]
+    return o.replace(root, "OUT") if isinstance(o, str) else o
+
+
+def _outputs(out: Path) -> dict:
+    """Every eval file, metrics row, relearning summary and adapter tensor under `out`, by relative path."""
+    got = {}
+    for f in sorted(out.rglob("*")):
+        rel = str(f.relative_to(out))
+        if f.name == "adapter.safetensors":
+            got[rel] = load_file(f)
+        elif f.suffix == ".jsonl" and f.name in ("metrics.jsonl", "curve.jsonl"):
+            got[rel] = [_strip(json.loads(line), str(out)) for line in f.read_text().splitlines()]
+        elif f.match("eval/step_*.json") or f.name in ("relearn.json", "start.json", "config.json"):
+            got[rel] = _strip(json.loads(f.read_text()), str(out))
+    return got
+
+
+@pytest.mark.slow  # ~35 s: two 4-run matrices with a prefix per seed and relearning attacks
+def test_jobs2_gives_the_jobs1_results_bitwise_and_reuses_finished_runs(tmp_path, capsys, monkeypatch):
+    base = preset("smoke").with_overrides(TINY)
+    kw = dict(fork_at=1, relearn_steps=1, relearn_n_problems=4)
+    one = run_matrix(tmp_path / "j1", base, ("vanilla", "routeA"), (0, 1), jobs=1, **kw)
+    capsys.readouterr()
+    two = run_matrix(tmp_path / "j2", base, ("vanilla", "routeA"), (0, 1), jobs=2, **kw)
+    log = capsys.readouterr().out
+    names = ["vanilla_s0", "routeA_s0", "vanilla_s1", "routeA_s1"]
+    assert [d.name for d in one] == [d.name for d in two] == names  # the report's (seed, arm) order
+    for seed in (0, 1):  # a branch is logged (finished) only after its seed's prefix
+        assert log.index(f"prefix_s{seed} (vanilla to step 1): trained") < log.index(f"routeA_s{seed}: trained")
+    assert log.count(": trained") == 6 and log.count("relearn from") == 6
+    a, b = _outputs(tmp_path / "j1"), _outputs(tmp_path / "j2")
+    assert sorted(a) == sorted(b) and any("relearn/base/eval" in k for k in a)
+    for k in a:
+        if k.endswith(".safetensors"):
+            assert a[k].keys() == b[k].keys() and all(torch.equal(a[k][t], b[k][t]) for t in a[k]), k
+        else:
+            assert a[k] == b[k], k
+    assert all(a[k] for k in a if k.endswith("metrics.jsonl"))  # every run logged its steps: real rows compared
+
+    # a finished matrix: every unit reused in this process, no worker started
+    monkeypatch.setattr(jobs, "_Slot", lambda *a: pytest.fail("a worker started for a finished matrix"))
+    assert run_matrix(tmp_path / "j2", base, ("vanilla", "routeA"), (0, 1), jobs=2, **kw) == two
+    again = capsys.readouterr().out
+    assert again.count(": cached") == 6 and ": trained" not in again and ": resumed" not in again
+
+
+def test_a_failing_run_stops_new_launches_and_is_named(tmp_path, capsys):
+    out = tmp_path / "m"
+    (out / "routeA_s0").mkdir(parents=True)
+    (out / "routeA_s0" / "config.json").write_text('{"another": "run"}')  # train_one refuses this directory
+    base = preset("smoke").with_overrides(TINY)
+    with pytest.raises(RunFailed, match=r"routeA_s0: SystemExit: .*another config.*1 not started"):
+        run_matrix(out, base, ("routeA", "vanilla", "absorb"), (0,), jobs=2)
+    assert "routeA_s0: FAILED" in capsys.readouterr().out
+    assert run_is_finished(out / "vanilla_s0", 2)  # the run already running finished: its work is kept
+    assert not (out / "absorb_s0").exists()  # nothing new started after the failure
+    assert not multiprocessing.active_children()
+
+
+def _sleep(task) -> int:
+    """A task for run_tasks: sleeps task.s seconds; returns the worker's pid."""
+    import os
+
+    time.sleep(task.s)
+    return os.getpid()
+
+
+def test_a_task_waits_for_its_dependency():
+    tasks = [types.SimpleNamespace(name="prefix", after=None, s=1.5),
+             types.SimpleNamespace(name="branch", after="prefix", s=0.0),
+             types.SimpleNamespace(name="other", after=None, s=0.0)]
+    order = []
+    run_tasks(tasks, _sleep, jobs=2, on_done=lambda t, pid, s: order.append(t.name))
+    assert order.index("branch") > order.index("prefix") and sorted(order) == ["branch", "other", "prefix"]
+    with pytest.raises(ValueError, match="unknown tasks"):
+        run_tasks([types.SimpleNamespace(name="a", after="nope")], _sleep, jobs=2, on_done=print)
+
+
+def test_ctrl_c_terminates_and_joins_every_worker():
+    import signal
+
+    tasks = [types.SimpleNamespace(name=f"t{i}", after=None, s=120.0) for i in range(3)]
+    main = threading.main_thread().ident
+    threading.Timer(8.0, signal.pthread_kill, (main, signal.SIGINT)).start()  # Ctrl-C while both workers sleep
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(tasks, _sleep, jobs=2, on_done=lambda *a: None)
+    assert not multiprocessing.active_children() and time.perf_counter() - t0 < 60
+
+
+def test_jobs_below_one_is_refused_before_any_work(tmp_path):
+    from vgrout.demo import run_demo
+    from vgrout.study import run_study
+
+    with pytest.raises(SystemExit, match="--jobs 0 must be >= 1"):
+        run_demo(tmp_path / "d", ("vanilla",), (0,), dict(TINY), fresh=False, jobs=0)
+    with pytest.raises(SystemExit, match="--jobs 0 must be >= 1"):
+        run_study(tmp_path / "s", "smoke", ("vanilla",), (0,), dict(TINY), jobs=0)
+    assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
