@@ -52,7 +52,7 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     base = preset("demo").with_overrides(overrides)
-    print("[1/4] toy world (built once, then cached)")
+    print("[1/4] toy world (installed from the prebuilt world shipped with vgrout, or built once; then cached)")
     # pretraining's batch-64 matmuls gain from a second thread; the small GRPO steps do not
     pin_threads(build_threads)
     toy_world(base.model.split(":", 1)[1], progress=True)
