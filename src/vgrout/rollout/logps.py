@@ -76,7 +76,7 @@ def _expand_cache(cache, unit_of_row: Tensor) -> None:
 
 def completion_logps(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor,
                      key: Tensor | None = None, share_prompt: bool = True,
-                     context: ForwardContext | None = None) -> tuple[Tensor, int]:
+                     context: ForwardContext | None = None, logps: bool = True) -> tuple[Tensor | None, int]:
     """log p(completion token) (n, T) float32, and the number of prompt rows actually run.
 
     prompt (n, Lp) left-padded, completion (n, T) right-padded. With `share_prompt`, each
@@ -85,6 +85,10 @@ def completion_logps(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_
     adapter mode, bottleneck capture): it must make the prompt forward of a unit compute what
     the plain forward computes on that unit's prompt positions. Positions are the plain
     forward's: cumsum(mask) - 1 over prompt + completion.
+    `logps=False` runs the same forwards for their side effects only (e.g. a bottleneck capture
+    in `context`): the decoder computes exactly the same hidden states, but the lm_head sees one
+    position per row and no log-softmax runs (in the toy model, vocab 2k x hidden 128, the head
+    is about a fifth of the per-token matmul work); returns (None, prompt rows run).
     """
     n, T = completion_ids.shape
     ctx = context or (lambda part, rows: nullcontext())
@@ -92,6 +96,10 @@ def completion_logps(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_
     first, unit_of_row = prefix_units(prompt_ids, prompt_mask, key) if share_prompt else (None, None)
     if first is None or first.numel() == n:
         with ctx("whole", torch.arange(n, device=completion_ids.device)):
+            if not logps:
+                model(input_ids=torch.cat([prompt_ids, completion_ids], 1), attention_mask=mask,
+                      position_ids=position_ids_from_mask(mask), use_cache=False, logits_to_keep=1)
+                return None, n
             return per_token_logps(model, torch.cat([prompt_ids, completion_ids], 1), mask, T), n
     from transformers import DynamicCache
 
@@ -102,13 +110,15 @@ def completion_logps(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_
     cache = DynamicCache()
     kw = cache_kwarg(model)
     with ctx("prompt", first):
-        out = model(input_ids=prompt_ids[first], attention_mask=prompt_mask[first], position_ids=pos[first, :Lp],
-                    use_cache=True, logits_to_keep=1, **{kw: cache})
-    head = out.logits[:, -1].float().index_select(0, unit_of_row)  # (n, V): predicts completion token 0
+        first_out = model(input_ids=prompt_ids[first], attention_mask=prompt_mask[first], position_ids=pos[first, :Lp],
+                          use_cache=True, logits_to_keep=1, **{kw: cache})
     _expand_cache(cache, unit_of_row)  # filled in place by the forward
     with ctx("completion", torch.arange(n, device=completion_ids.device)):
         out = model(input_ids=completion_ids, attention_mask=mask, position_ids=pos[:, Lp:],
-                    use_cache=True, logits_to_keep=T, **{kw: cache})
+                    use_cache=True, logits_to_keep=T if logps else 1, **{kw: cache})
+    if not logps:
+        return None, int(first.numel())
+    head = first_out.logits[:, -1].float().index_select(0, unit_of_row)  # (n, V): predicts completion token 0
     logits = torch.cat([head[:, None], out.logits[:, :-1].float()], 1)  # (n, T, V)
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), completion_ids.reshape(-1), reduction="none")
     return -nll.view(n, T), int(first.numel())

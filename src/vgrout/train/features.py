@@ -7,6 +7,7 @@ authored pairs are turned into the same (prompt ids, completion ids) layout as l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 
@@ -56,14 +57,18 @@ def count_rows(stats: dict | None, n: int, prompt_rows: int) -> None:
 
 @torch.no_grad()
 def act_features(adapter, model, r: Rollouts, micro_batch: int, share_prompt: bool = True,
-                 stats: dict | None = None) -> tuple[Tensor, Tensor]:
+                 stats: dict | None = None, logps_for: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Deployed-mode forward: pooled bottlenecks (N, M, r) and deployed log-probs (N, T), no grad.
 
     Pooling covers completion tokens only, so with a shared prompt the capture sits on the
     completion forward alone (mask (n, T)); the plain forward pools over (n, Lp + T).
+    `logps_for` (N,) bool marks the rows whose log-probs the caller reads (None: all). A
+    micro-batch with none of them skips the lm_head and log-softmax (the features are the same
+    bit for bit: they are read before the head) and its log-probs are NaN, so a stray read shows.
     """
     feats, logps = [], []
     whole = completion_positions(r)  # (N, Lp + T)
+    want = torch.ones(len(r), dtype=torch.bool) if logps_for is None else logps_for.cpu().bool()
     for sl in chunks(len(r), micro_batch):
         caps = []
 
@@ -74,9 +79,12 @@ def act_features(adapter, model, r: Rollouts, micro_batch: int, share_prompt: bo
                 caps.append(cap)
                 yield
 
+        need = bool(want[sl].any())
         lp, run = completion_logps(model, r.prompt_ids[sl], r.prompt_mask[sl], r.completion_ids[sl],
                                    r.completion_mask[sl], share_prompt=share_prompt,
-                                   context=adapter_context(adapter, "deployed", around_completion=capture))
+                                   context=adapter_context(adapter, "deployed", around_completion=capture), logps=need)
+        if lp is None:
+            lp = torch.full(r.completion_ids[sl].shape, math.nan, dtype=torch.float32, device=r.completion_ids.device)
         count_rows(stats, lp.shape[0], run)
         logps.append(lp)
         feats.append(caps[0].pooled)
@@ -129,7 +137,13 @@ def pair_rollouts(tokenizer, model, pairs: list[HackPair | MotivatePair], side: 
 
 
 def pair_features(kind: str, adapter, model, tokenizer, pairs: list[HackPair], micro_batch: int) -> tuple[Tensor, Tensor]:
-    """(hack (P, M, r), clean (P, M, r)) features of the authored pairs; kind is 'act' or 'grad'."""
+    """(hack (P, M, r), clean (P, M, r)) features of the authored pairs; kind is 'act' or 'grad'.
+
+    'act' reads the pooled captures only, so its forwards skip the lm_head and log-softmax.
+    (Padding each side to its own width instead of the longest side's would cut the toy pairs'
+    forward by a third, but changes the hack sides' features in the last bit: the attention
+    over a shorter key length rounds differently, so it is not done.)
+    """
     if kind not in ("act", "grad"):
         raise ValueError(f"feature kind must be 'act' or 'grad', got {kind!r}")
     was_training = model.training
@@ -142,7 +156,8 @@ def pair_features(kind: str, adapter, model, tokenizer, pairs: list[HackPair], m
             n = len(pairs)
             both = concat_rollouts(sides, pad_token_id(tokenizer))
             both = select_rows(both, torch.stack([torch.arange(n), torch.arange(n) + n], 1).flatten())
-            feats = act_features(adapter, model, both, micro_batch)[0]  # (2P, M, r): h0, c0, h1, c1, ...
+            feats = act_features(adapter, model, both, micro_batch,  # (2P, M, r): h0, c0, h1, c1, ...
+                                 logps_for=torch.zeros(2 * n, dtype=torch.bool))[0]
             out = [feats[0::2], feats[1::2]]
     finally:
         model.train(was_training)

@@ -117,7 +117,9 @@ def choose_zones(arm: Arm, adapter, model, live_rows: Rollouts | None, gate: Gat
     if live_rows is None:
         feats = torch.zeros((0, *gate.direction.shape), dtype=torch.float32)
     elif arm.features == "act":
-        feats, deployed = act_features(adapter, model, live_rows, cfg.micro_batch, share_prompt, counts)  # (K, M, r), (K, T)
+        # log-probs only where old_logps can read them: deployed-sampled rows (none unless gen_deploy_frac > 0)
+        feats, deployed = act_features(adapter, model, live_rows, cfg.micro_batch, share_prompt, counts,
+                                       logps_for=live_rows.deployed)  # (K, M, r), (K, T)
     else:
         feats = grad_features(adapter, model, live_rows, cfg.micro_batch, counts)  # (K, M, r)
     per_rank = [int(c) for c in dp.gather_objects([k])]
