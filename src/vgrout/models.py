@@ -35,6 +35,16 @@ def load_model(model: str, dtype: str, device: str, random_init: bool = False):
     if random_init:
         cfg = AutoConfig.from_pretrained(path)
         m = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype)
+    elif name is not None:  # a toy model loads in milliseconds: its per-tensor bar only clutters the demo's log
+        from transformers.utils import logging as hf_logging
+
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            m = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
     else:
         m = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     m.to(resolve_device(device)).eval()
