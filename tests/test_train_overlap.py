@@ -90,3 +90,20 @@ def test_overlap_is_off_by_default_and_validated(pairs_path):
     assert smoke_cfg(pairs_path).with_overrides({"overlap_grading": "true"}).overlap_grading is True
     with pytest.raises(ValueError, match="overlap_grading"):
         smoke_cfg(pairs_path, overlap_grading=1)
+
+
+def test_precomputed_forwards_of_another_batch_are_refused(tmp_path, pairs_path):
+    from vgrout.train.loop import generate_batch, grade_batch
+    from vgrout.train.data import sample_prompts
+    from vgrout.train.step import optimise, precompute
+
+    cfg = smoke_cfg(pairs_path, arm="routeA")
+    run = build_run(cfg, tmp_path)
+    specs = sample_prompts(run.problems, run.mode_of, 0, cfg.prompts_per_step, cfg.seed, 0.0, cfg.system_prompt)
+    rollouts = generate_batch(run, specs, 0)
+    rewards = [g.reward for g in grade_batch(RuleGrader(), specs, rollouts)]
+    pre = precompute(run.arm, run.adapter, run.model, rollouts, cfg)
+    pre.feats = pre.feats[:-1]  # (N - 1, M, r): not this batch's
+    with pytest.raises(ValueError, match="precomputed has"):
+        optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg, arm=run.arm,
+                 precomputed=pre)

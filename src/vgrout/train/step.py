@@ -333,6 +333,9 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     counts = {"rows_shared_prompt": 0, "rows_plain": 0, "prompt_rows_run": 0}
     pre = None
     if precomputed is not None:
+        for x in (precomputed.feats, precomputed.deployed_logps, precomputed.ref):
+            if x is not None and x.shape[0] != n:
+                raise ValueError(f"precomputed has {x.shape[0]} rows for a batch of {n}; run precompute on this batch")
         for key, v in precomputed.counts.items():
             counts[key] = counts.get(key, 0) + v
         if live_rows is not None:
