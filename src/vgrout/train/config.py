@@ -192,8 +192,9 @@ class Config:
     """Grade in a background thread while the main thread runs the step's reward-independent
     forwards (the gate's features, the KL reference) on all N rows; the update then reads the
     live rows' slices (`vgrout.train.step.precompute`). Same zones and update as off up to float
-    rounding (batch shapes differ), plus the forwards on zero-variance groups; it pays when the
-    forwards and the sandbox do not share the same cores (docs/performance.md)."""
+    rounding (batch shapes differ), plus the forwards on zero-variance groups. On a 2-vCPU CPU box
+    it is a wash (docs/performance.md); it can pay only where the forwards and the sandbox workers
+    do not share cores (GPU forwards; not yet measured)."""
     sandbox: str = "auto"
     """Grader sandbox: auto, bwrap or process."""
 
