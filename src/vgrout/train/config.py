@@ -188,6 +188,13 @@ class Config:
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2
     """Sandbox worker processes."""
+    overlap_grading: bool = False
+    """Grade in a background thread while the main thread runs the step's reward-independent
+    forwards (the gate's features, the KL reference) on all N rows; the update then reads the
+    live rows' slices (`vgrout.train.step.precompute`). Same zones and update as off up to float
+    rounding (batch shapes differ), plus the forwards on zero-variance groups. On a 2-vCPU CPU box
+    it is a wash (docs/performance.md); it can pay only where the forwards and the sandbox workers
+    do not share cores (GPU forwards; not yet measured)."""
     sandbox: str = "auto"
     """Grader sandbox: auto, bwrap or process."""
 
@@ -363,6 +370,7 @@ def validate(c: Config) -> None:
            "uses; set motivate_pairs=0")
     _check(c.motivate_pairs == 0 or c.motivate_pool == 0 or c.motivate_pool >= c.motivate_pairs,
            f"motivate_pool={c.motivate_pool} < motivate_pairs={c.motivate_pairs}; raise motivate_pool (0: 10x pairs)")
+    _check(isinstance(c.overlap_grading, bool), f"overlap_grading={c.overlap_grading!r} must be true or false")
     _check(c.retain_heal_batch >= 1, f"retain_heal_batch={c.retain_heal_batch} must be >= 1")
     if c.retain_heal_epochs:
         _check(arm.has_quarantine_at_deploy, f"retain-heal trains the deployed block with the quarantine removed; "

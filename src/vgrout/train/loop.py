@@ -19,6 +19,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 from pathlib import Path
 
 import torch
@@ -41,10 +43,11 @@ from vgrout.train.rundir import (check_run_dir, read_retain_heal, read_start, wr
 from vgrout.train.samples import ROLLOUT_SAMPLES, write_rollout_samples
 from vgrout.train.setup import (Run, StartFrom, build_run, refresh_direction, refresh_due, restore, start_from,
                                 trainer_state)
-from vgrout.train.step import optimise
+from vgrout.train.step import optimise, precompute
 from vgrout.train.tensorboard import with_tensorboard
 from vgrout.types import Grade, GradeRequest
 
+T = TypeVar("T")
 
 # ---- the step's stages -------------------------------------------------------------------
 def sample_groups(run: Run, specs: list[PromptSpec], step: int, group: int, tag: str = "",
@@ -108,6 +111,33 @@ def grade_batch(grader, specs: list[PromptSpec], rollouts: Rollouts) -> list[Gra
     return DedupGrader(grader).grade(reqs)
 
 
+def grade_beside(grader, specs: list[PromptSpec], rollouts: Rollouts,
+                 forwards: Callable[[], T]) -> tuple[list[Grade], T, dict[str, float]]:
+    """`grade_batch` in a background thread while `forwards()` runs on this one (overlap_grading).
+
+    The grader's call only waits on its sandbox workers' pipes (its dispatcher threads own the
+    workers), so a Python thread suffices; one call at a time, as without the overlap. A grader
+    exception re-raises here; if `forwards` raises, the grading is waited for, then its error
+    propagates. Times: time_grade (until the grades exist), time_overlapped (the forwards),
+    time_grade_wait (this thread waiting after its forwards)."""
+    t0 = time.perf_counter()
+    done: list[float] = []
+
+    def grade() -> list[Grade]:
+        try:
+            return grade_batch(grader, specs, rollouts)
+        finally:
+            done.append(time.perf_counter())
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vgrout-grade") as pool:
+        future = pool.submit(grade)
+        out = forwards()
+        t1 = time.perf_counter()
+        grades = future.result()
+    t2 = time.perf_counter()
+    return grades, out, {"time_grade": done[0] - t0, "time_overlapped": t1 - t0, "time_grade_wait": t2 - t1}
+
+
 def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     """One step: sample prompts -> generate -> grade -> optimise (rewards only) -> diagnostics.
 
@@ -123,11 +153,17 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     local = [specs[j] for j in groups]
     rollouts = generate_batch(run, specs, step, groups)  # N_k = (P / W) * G
     t1 = time.perf_counter()
-    grades = grade_batch(grader, local, rollouts)  # oracle labels stay here
+    share = not cfg.gradient_checkpointing
+    pre, times = None, {}
+    if cfg.overlap_grading:  # the reward-independent forwards run while the sandbox grades
+        grades, pre, times = grade_beside(grader, local, rollouts,
+                                          lambda: precompute(run.arm, run.adapter, run.model, rollouts, cfg, share))
+    else:
+        grades = grade_batch(grader, local, rollouts)  # oracle labels stay here
     t2 = time.perf_counter()
     rewards = [float(g.reward) for g in grades]
     metrics, record = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
-                               arm=run.arm, dp=dp, share_prompt=not cfg.gradient_checkpointing)
+                               arm=run.arm, dp=dp, share_prompt=share, precomputed=pre)
     run.gate.steps_since_refresh += 1
     if refresh_due(run):
         refresh_direction(run)
@@ -139,7 +175,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     record = record.gathered(dp)
     diag = oracle_diagnostics(grades, hackable, deployed, record.live, record.zones, record.scores, record.advantages)
     metrics.update({"step": step, "time_generate": t1 - t0, "time_grade": t2 - t1, "time_optimise": t3 - t2,
-                    "completion_len": float(lens.mean())})
+                    "completion_len": float(lens.mean()), **times})  # overlap: time_grade until the grades exist
     if run.gate.direction is not None:
         metrics["direction_age"] = run.gate.steps_since_refresh
     diag["step"] = step
@@ -308,4 +344,5 @@ def finish_retain_heal(run: Run, heldout: HeldoutEval | None) -> dict:
     return stats
 
 
-__all__ = ["extend_steps", "finish_retain_heal", "generate_batch", "grade_batch", "grpo_step", "sample_groups", "train"]
+__all__ = ["extend_steps", "finish_retain_heal", "generate_batch", "grade_batch", "grade_beside", "grpo_step",
+           "sample_groups", "train"]
