@@ -130,3 +130,23 @@ def test_jobs_below_one_is_refused_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match="--jobs 0 must be >= 1"):
         run_study(tmp_path / "s", "smoke", ("vanilla",), (0,), dict(TINY), jobs=0)
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_finished_run_is_reused_across_new_config_fields_and_refused_with_another_config(tmp_path, capsys):
+    """A run written before a Config field existed (its config.json lacks the key; the default
+    reproduces the old behaviour) is still the same run; a finished run with another config is an
+    error with --jobs 2 as with --jobs 1, never silently reused."""
+    base = preset("smoke").with_overrides({**TINY, "eval.every": "2"})
+    run_matrix(tmp_path, base, ("vanilla",), (0,), jobs=1)
+    cfg_file = tmp_path / "vanilla_s0" / "config.json"
+    saved = json.loads(cfg_file.read_text())
+    del saved["overlap_grading"]  # as a run written before the field was added
+    cfg_file.write_text(json.dumps(saved))
+    capsys.readouterr()
+    for n in (1, 2):
+        run_matrix(tmp_path, base, ("vanilla",), (0,), jobs=n)
+        assert "vanilla_s0: cached" in capsys.readouterr().out
+    other = base.with_overrides({"lr": str(base.lr * 2)})
+    for n in (1, 2):
+        with pytest.raises(SystemExit, match="holds a run with another config"):
+            run_matrix(tmp_path, other, ("vanilla",), (0,), jobs=n)

@@ -53,17 +53,31 @@ def run_is_finished(run_dir: Path, steps: int) -> bool:
     return (run_dir / "eval" / f"step_{steps:06d}.json").is_file()
 
 
+def saved_config(run_dir: Path) -> dict:
+    """RUN_DIR/config.json as this version's Config reads it: a field added since the run was
+    written takes its default (which reproduces the old behaviour), so the run still counts as
+    the same run; a field this version does not know is an error (Config.from_dict)."""
+    from vgrout.train.config import Config
+
+    return Config.from_dict(json.loads((run_dir / "config.json").read_text())).resolved().to_dict()
+
+
+def check_same_run(cfg, run_dir: Path, start=None) -> None:
+    """Refuse to reuse or resume RUN_DIR when it holds a run with another config or start."""
+    from vgrout.train.rundir import read_start
+
+    if saved_config(run_dir) != cfg.resolved().to_dict() or read_start(run_dir) != start:  # derived seeds resolved
+        raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
+                         "pass --fresh to start over, or another --out")
+
+
 def train_one(cfg, run_dir: Path, start=None) -> str:
     """Train (or resume, or skip) one run; returns what was done. `start` (a
     `vgrout.train.rundir.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
     from vgrout.train.loop import train
-    from vgrout.train.rundir import read_start
 
     if (run_dir / "config.json").is_file():
-        saved = json.loads((run_dir / "config.json").read_text())
-        if saved != json.loads(cfg.resolved().to_json()) or read_start(run_dir) != start:  # derived seeds resolved
-            raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
-                             "pass --fresh to start over, or another --out")
+        check_same_run(cfg, run_dir, start)
         if run_is_finished(run_dir, cfg.steps):
             return "cached"
         train(None, run_dir, resume=True, progress=False)
@@ -125,7 +139,7 @@ def train_prefix(cfg, run_dir: Path, fork_at: int) -> tuple[Path, str]:
     if is_complete(ckpt):
         what = "cached"
     elif (run_dir / "config.json").is_file():
-        if json.loads((run_dir / "config.json").read_text()) != json.loads(cfg.to_json()):
+        if saved_config(run_dir) != cfg.resolved().to_dict():
             raise SystemExit(f"vgrout study: {run_dir} holds a prefix with another config; pass --fresh or another --out")
         train(None, run_dir, resume=True, stop_after=fork_at, progress=False)
         what = "resumed"
@@ -208,6 +222,8 @@ def unit_done(unit: Unit, relearn_steps: int) -> bool:
 
     if unit.fork_at:
         return is_complete(step_dir(unit.run_dir, unit.fork_at))
+    if (unit.run_dir / "config.json").is_file():  # the same check train_one makes: another run there is an error
+        check_same_run(unit.cfg, unit.run_dir, unit.start)
     return run_is_finished(unit.run_dir, unit.cfg.steps) and all(
         run_is_finished(unit.run_dir / "relearn" / s, relearn_steps) for s in unit.relearn)
 
@@ -381,6 +397,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
-__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "default_jobs", "evaluate_base", "fork_mismatch",
+__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "default_jobs", "evaluate_base", "check_same_run", "fork_mismatch", "saved_config",
            "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study", "run_unit",
            "train_one", "train_prefix", "unit_done"]
