@@ -62,11 +62,21 @@ def saved_config(run_dir: Path) -> dict:
     return Config.from_dict(json.loads((run_dir / "config.json").read_text())).resolved().to_dict()
 
 
-def check_same_run(cfg, run_dir: Path, start=None) -> None:
-    """Refuse to reuse or resume RUN_DIR when it holds a run with another config or start."""
+def same_run(cfg, run_dir: Path, start=None) -> bool:
+    """Does RUN_DIR hold this run (config, derived seeds resolved, and start)? A config.json this
+    version cannot read is another run."""
     from vgrout.train.rundir import read_start
 
-    if saved_config(run_dir) != cfg.resolved().to_dict() or read_start(run_dir) != start:  # derived seeds resolved
+    try:
+        saved = saved_config(run_dir)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return False
+    return saved == cfg.resolved().to_dict() and read_start(run_dir) == start
+
+
+def check_same_run(cfg, run_dir: Path, start=None) -> None:
+    """Refuse to reuse or resume RUN_DIR when it holds a run with another config or start."""
+    if not same_run(cfg, run_dir, start):
         raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
                          "pass --fresh to start over, or another --out")
 
@@ -222,8 +232,8 @@ def unit_done(unit: Unit, relearn_steps: int) -> bool:
 
     if unit.fork_at:
         return is_complete(step_dir(unit.run_dir, unit.fork_at))
-    if (unit.run_dir / "config.json").is_file():  # the same check train_one makes: another run there is an error
-        check_same_run(unit.cfg, unit.run_dir, unit.start)
+    if (unit.run_dir / "config.json").is_file() and not same_run(unit.cfg, unit.run_dir, unit.start):
+        return False  # another run there: a worker's train_one refuses it, loudly, as with --jobs 1
     return run_is_finished(unit.run_dir, unit.cfg.steps) and all(
         run_is_finished(unit.run_dir / "relearn" / s, relearn_steps) for s in unit.relearn)
 
@@ -397,6 +407,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
-__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "default_jobs", "evaluate_base", "check_same_run", "fork_mismatch", "saved_config",
+__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "default_jobs", "evaluate_base", "check_same_run", "fork_mismatch", "same_run", "saved_config",
            "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study", "run_unit",
            "train_one", "train_prefix", "unit_done"]
