@@ -15,13 +15,10 @@ import datetime
 import gzip
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from vgrout.io import umask_mode, write_json_atomic
+from vgrout.io import atomic_dir, write_json_atomic
 from vgrout.toy.config import FORMAT_VERSION, ToyConfig
 
 SHIPPED_ROOT = Path(__file__).resolve().parents[1] / "data" / "toy_worlds"
@@ -100,8 +97,7 @@ def install_shipped(src: Path, final: Path) -> dict:
         raise ShippedWorldError(f"{src / MANIFEST}: schema {manifest.get('schema')!r}, expected {MANIFEST_SCHEMA!r}")
     if final.name != manifest["key"]:
         raise ValueError(f"shipped world {src} has key {manifest['key']}, cannot install it as {final}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:  # a stale, incomplete world there (no build.json) is replaced
         for rel, entry in manifest["files"].items():
             stored = src / _stored_name(rel)
             if not stored.is_file():
@@ -121,14 +117,6 @@ def install_shipped(src: Path, final: Path) -> dict:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
         write_json_atomic(tmp / INSTALLED_MARKER, manifest)
-        for d in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
-            os.chmod(d, umask_mode("dir"))
-        if final.exists():  # a stale, incomplete world (no build.json): replace it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -153,8 +141,7 @@ def ship_world(world_root: Path, cfg: ToyConfig, dest_root: Path | None = None) 
     files: dict[str, dict] = {}
     dest = dest_root / cfg.name
     dest_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-", dir=dest_root))
-    try:
+    with atomic_dir(dest) as tmp:  # replaces a previous shipped world of that name whole
         for rel in rels:
             data = (world_root / rel).read_bytes()  # the bytes as built: never re-saved
             files[rel] = {"sha256": sha256_bytes(data), "bytes": len(data)}
@@ -171,14 +158,6 @@ def ship_world(world_root: Path, cfg: ToyConfig, dest_root: Path | None = None) 
             "gzipped": [r for r in rels if r in GZIPPED], "files": files,
         }
         write_json_atomic(tmp / MANIFEST, manifest)
-        for d in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
-            os.chmod(d, umask_mode("dir"))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

@@ -19,14 +19,13 @@ import fcntl
 import json
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vgrout.io import atomic_dir
 from vgrout.toy.config import ToyConfig, toy_config
 from vgrout.toy.families import FAMILIES, Key, key_seed, make_problem, sample_key
 from vgrout.types import Problem
@@ -239,15 +238,8 @@ def build_toy_world(
                          f"into {final} in {time.time() - t0:.1f}s; `vgrout toy build --config {cfg.name} "
                          f"--from-scratch --cache-dir DIR` retrains it")
                 else:
-                    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.key()}-", dir=final.parent))
-                    try:
+                    with atomic_dir(final) as tmp:  # a stale, incomplete world there (no build.json) is replaced
                         _build_into(tmp, cfg, progress, log)
-                        if final.exists():  # a stale, incomplete world (no build.json): replace it
-                            shutil.rmtree(final)
-                        os.replace(tmp, final)
-                    except BaseException:
-                        shutil.rmtree(tmp, ignore_errors=True)
-                        raise
     report = json.loads((final / "base_report.json").read_text(encoding="utf-8"))
     return ToyWorld(root=final, config=cfg, base_report=report)
 
