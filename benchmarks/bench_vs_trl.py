@@ -133,7 +133,8 @@ def vgrout_config(spec: BenchSpec, arm: str, grader_workers: int = 2):
 
     base, _, extra = arm.partition("+")
     return toy().with_overrides({
-        "model": spec.model, "arm": base, "overlap_grading": extra == "overlap", "seed": spec.seed, "steps": 10**6, "prompts_per_step": spec.prompts,
+        "model": spec.model, "arm": base, "overlap_grading": extra == "overlap", "seed": spec.seed, "steps": 10**6,
+        "prompts_per_step": spec.prompts,
         "group_size": spec.group, "max_new_tokens": spec.max_new_tokens, "lr": spec.lr, "warmup_steps": 0,
         "cosine": False, "kl_beta": spec.beta, "n_problems": spec.prompts, "adapter_r": spec.adapter_r,
         "grader_workers": grader_workers, "checkpoint_every": 0,

@@ -149,7 +149,7 @@ def train_prefix(cfg, run_dir: Path, fork_at: int) -> tuple[Path, str]:
     if is_complete(ckpt):
         what = "cached"
     elif (run_dir / "config.json").is_file():
-        if saved_config(run_dir) != cfg.resolved().to_dict():
+        if not same_run(cfg, run_dir):
             raise SystemExit(f"vgrout study: {run_dir} holds a prefix with another config; pass --fresh or another --out")
         train(None, run_dir, resume=True, stop_after=fork_at, progress=False)
         what = "resumed"
@@ -407,6 +407,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
-__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "default_jobs", "evaluate_base", "check_same_run", "fork_mismatch", "same_run", "saved_config",
-           "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study", "run_unit",
-           "train_one", "train_prefix", "unit_done"]
+__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "check_same_run", "default_jobs", "evaluate_base",
+           "fork_mismatch", "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study",
+           "run_unit", "same_run", "saved_config", "train_one", "train_prefix", "unit_done"]

@@ -20,8 +20,8 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
