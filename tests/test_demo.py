@@ -40,7 +40,8 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
 
     # a second call finds every run finished and only rebuilds the report
     run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
-    assert printed.count(": trained") == 10  # every (arm, seed) trained once
+    assert printed.count(": trained") == 8  # every (arm, seed) trained once, but vanilla: absorb's twin
+    assert printed.count(": written from absorb_s") == 2
     assert capsys.readouterr().out.count(": cached") == 10  # and reused on the second call
     gt = json.loads((out / "gt_only_s0" / "config.json").read_text())
     assert gt["modes"] == ["gt_only"] and gt["eval"]["modes"] == ["run_tests"]  # trained loophole-free, evaluated hinted

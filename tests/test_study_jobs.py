@@ -85,8 +85,8 @@ def test_a_failing_run_stops_new_launches_and_is_named(tmp_path, capsys):
     with pytest.raises(RunFailed, match=r"routeA_s0: SystemExit: .*another config.*1 not started"):
         run_matrix(out, base, ("routeA", "vanilla", "absorb"), (0,), jobs=2)
     assert "routeA_s0: FAILED" in capsys.readouterr().out
-    assert run_is_finished(out / "vanilla_s0", 2)  # the run already running finished: its work is kept
-    assert not (out / "absorb_s0").exists()  # nothing new started after the failure
+    assert run_is_finished(out / "absorb_s0", 2)  # the run already running finished: its work is kept
+    assert not (out / "vanilla_s0").exists()  # nothing new started after the failure (vanilla: absorb's twin)
     assert not multiprocessing.active_children()
 
 

@@ -29,7 +29,8 @@ DEFAULT_FORK_AT = 0  # from scratch: vanilla's first hacks come at steps 10-40 b
 
 
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
-             threads: int = 1, build_threads: int = 2, fork_at: int = 0, jobs: int | None = None) -> Path:
+             threads: int = 1, build_threads: int = 2, fork_at: int = 0, jobs: int | None = None,
+             twins: bool = True) -> Path:
     """Run every (arm, seed) (branched from one vanilla prefix per seed at `fork_at`, 0: from
     scratch), `jobs` at a time (None: `vgrout.study.default_jobs`), then write the comparison report;
     returns the report path."""
@@ -64,7 +65,7 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
           + (f", branched from a vanilla prefix at step {fork_at}" if fork_at else "")
           + f", {jobs} at a time (--jobs {jobs}, {threads} torch thread(s) each)", flush=True)
     t_train = time.perf_counter()
-    run_dirs = run_matrix(out, base, arms, seeds, fork_at=fork_at, jobs=jobs, threads=threads,
+    run_dirs = run_matrix(out, base, arms, seeds, fork_at=fork_at, jobs=jobs, threads=threads, twins=twins,
                           log=lambda line: print(f"{line}  [{time.perf_counter() - t_train:.0f} s]", flush=True))
     print("[4/4] report")
     report = build_report(run_dirs, out / "report.md", base_file=base_eval)
@@ -91,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides["eval_every"] = str(max(1, args.steps // 3))  # three points on the curves
         run_demo(Path(args.out), tuple(args.arms.split(",")), tuple(int(s) for s in args.seeds.split(",")),
                  overrides, args.fresh, threads=args.threads, build_threads=args.build_threads, fork_at=args.fork_at,
-                 jobs=args.jobs)
+                 jobs=args.jobs, twins=args.twins == "write")
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout demo: {exc}") from None
     return 0
@@ -116,5 +117,8 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="runs at a time, each in its own worker process (default: the usable CPUs, at most the "
                         "number of runs; 1: one after another in this process); results do not depend on it")
+    from vgrout.study import add_twins_flag
+
+    add_twins_flag(p)
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
     p.set_defaults(func=_run)

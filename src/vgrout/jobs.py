@@ -1,6 +1,6 @@
 """Independent jobs in a few worker processes (`vgrout study --jobs N`, `vgrout demo --jobs N`).
 
-    tasks (each with .name and .after: the task that must finish first, or None)
+    tasks (each with .name, .after: the task that must finish first, or None, and optionally .cost)
     -> up to `jobs` spawned worker processes, each running fn(task) one task at a time
     -> on_done(task, result, seconds) in this process, in completion order
 
@@ -82,6 +82,24 @@ class _Slot:
         self.conn.close()
 
 
+def critical_path(tasks: Sequence[Any]) -> dict[str, float]:
+    """Each task's own cost (its .cost, default 1) plus the longest chain of tasks waiting on it:
+    launching the largest first keeps the last worker from finishing long after the others
+    (a prefix goes before its branches, a long run before short ones)."""
+    children: dict[str, list[Any]] = {}
+    for t in tasks:
+        if t.after is not None:
+            children.setdefault(t.after, []).append(t)
+    memo: dict[str, float] = {}
+
+    def prio(t) -> float:
+        if t.name not in memo:
+            memo[t.name] = float(getattr(t, "cost", 1.0)) + max((prio(c) for c in children.get(t.name, ())), default=0.0)
+        return memo[t.name]
+
+    return {t.name: prio(t) for t in tasks}
+
+
 def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_done: Callable[[Any, Any, float], None],
               init: Callable[[], None] | None = None, inline: Callable[[Any], bool] = lambda task: False) -> None:
     """Run fn(task) for every task, `jobs` at a time in spawned workers, a task only after its .after;
@@ -96,7 +114,7 @@ def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_d
     missing = [t.after for t in tasks if t.after is not None and t.after not in names]
     if missing:
         raise ValueError(f"tasks wait for unknown tasks {missing}")
-    needed = {t.after for t in tasks}
+    priority = critical_path(tasks)
     pending = list(tasks)
     finished: set[str] = set()
     failed: list[str] = []
@@ -104,11 +122,11 @@ def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_d
     slots: list[_Slot] = []
     try:
         while True:
-            while not failed:  # launch: prefixes others wait for first, then the sequential order
+            while not failed:  # launch: the longest chain of work first (a prefix before its branches), ties in order
                 ready = [t for t in pending if t.after is None or t.after in finished]
                 if not ready:
                     break
-                task = min(ready, key=lambda t: (t.name not in needed, pending.index(t)))
+                task = min(ready, key=lambda t: (-priority[t.name], pending.index(t)))
                 if inline(task):
                     pending.remove(task)
                     t0 = time.perf_counter()

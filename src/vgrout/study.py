@@ -173,14 +173,29 @@ class Unit:
     after: str | None = None  # the unit that must finish first (the seed's prefix)
     note: str = ""  # appended to its log line (why it trains from scratch)
     relearn: tuple[str, ...] = ()  # relearning-attack starts run after it, in the same process
+    twin_of: Path | None = None  # written from this finished run instead of trained (vgrout.train.twin)
+    cost: float = 1.0  # relative run time, for the scheduler (vgrout.jobs: the longest work first)
+
+
+def unit_cost(cfg, steps: int) -> float:
+    """A run's time relative to a vanilla run of `steps` steps (measured on the demo preset: routeA
+    ~1.45x, routeV ~2x, placebo ~1.25x: no direction refresh). Only the launch order reads it."""
+    from vgrout.train.arms import arm_for
+
+    features = arm_for(cfg.arm).features
+    per_step = {"none": 1.0, "act": 1.25 if cfg.placebo else 1.45, "grad": 2.0}[features]
+    return per_step * steps / max(1, cfg.steps) if steps else 0.0
 
 
 def plan_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], fork_at: int,
-                relearn_steps: int) -> tuple[list[Unit], dict[str, str]]:
+                relearn_steps: int, twins: bool = True) -> tuple[list[Unit], dict[str, str]]:
     """The matrix as units in the sequential order (per seed: its prefix, then every arm), and the
-    arms that cannot branch from the prefix (label -> why)."""
+    arms that cannot branch from the prefix (label -> why). `twins`: an arm whose run is another
+    arm's run bit for bit (vanilla, when absorb is in the matrix with the same config) is written
+    from it after it finishes (`vgrout.train.twin`) rather than trained."""
     from vgrout.train.checkpoint import step_dir
     from vgrout.train.rundir import StartFrom
+    from vgrout.train.twin import twin_mismatch
 
     units: list[Unit] = []
     scratch: dict[str, str] = {}
@@ -201,8 +216,19 @@ def plan_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], 
                     start, after = StartFrom(step_dir(prefix.run_dir, fork_at).resolve(), trainer_state=True), prefix.name
             relearn = (("deployed", "base") if label == "vanilla" else ("deployed",)) if relearn_steps else ()
             note = " (from scratch: " + scratch[label] + ")" if label in scratch else ""
+            steps = cfg.steps - (fork_at if start is not None else 0)
             units.append(Unit(f"{label}_s{seed}", cfg, out / f"{label}_s{seed}", start=start, after=after, note=note,
-                              relearn=relearn))
+                              relearn=relearn, cost=unit_cost(cfg, steps)))
+        if prefix is not None:
+            units[units.index(prefix)] = dataclasses.replace(prefix, cost=unit_cost(prefix_cfg, fork_at))
+        if twins:  # e.g. vanilla from absorb: the same run, trained once
+            mine = [u for u in units if u.name in {f"{label}_s{seed}" for label in arms}]
+            for unit in mine:
+                source = next((u for u in mine if u.twin_of is None and u is not unit and u.start == unit.start
+                               and not twin_mismatch(u.cfg, unit.cfg)), None)
+                if source is not None:
+                    units[units.index(unit)] = dataclasses.replace(unit, twin_of=source.run_dir, after=source.name,
+                                                                   cost=0.02)
     return units, scratch
 
 
@@ -213,7 +239,7 @@ def run_unit(unit: Unit, relearn: tuple[int, int, int]) -> tuple[str, list[str]]
         return train_prefix(unit.cfg, unit.run_dir, unit.fork_at)[1], []
     from vgrout.relearn import relearn_run
 
-    what = train_one(unit.cfg, unit.run_dir, start=unit.start)
+    what = write_one(unit) if unit.twin_of is not None else train_one(unit.cfg, unit.run_dir, start=unit.start)
     steps, every, n_problems = relearn
     lines = []
     for s in unit.relearn:
@@ -223,6 +249,18 @@ def run_unit(unit: Unit, relearn: tuple[int, int, int]) -> tuple[str, list[str]]
                      f"reaches {e['threshold']} " + (f"at step {reach}" if reach is not None else
                                                     f"not within {steps} steps"))
     return what, lines
+
+
+def write_one(unit: Unit) -> str:
+    """A twin unit: reuse its finished directory, else write it from its source run; what was done."""
+    from vgrout.train.twin import write_twin
+
+    if (unit.run_dir / "config.json").is_file():
+        check_same_run(unit.cfg, unit.run_dir, unit.start)
+        if run_is_finished(unit.run_dir, unit.cfg.steps):
+            return "cached"
+    write_twin(unit.twin_of, unit.run_dir, unit.cfg)
+    return f"written from {unit.twin_of.name} (the same training, bit for bit)"
 
 
 def unit_done(unit: Unit, relearn_steps: int) -> bool:
@@ -238,6 +276,21 @@ def unit_done(unit: Unit, relearn_steps: int) -> bool:
         run_is_finished(unit.run_dir / "relearn" / s, relearn_steps) for s in unit.relearn)
 
 
+def dependency_order(units: list[Unit]) -> list[Unit]:
+    """`units` in their order, except that each comes after the unit it waits for (a twin after its source)."""
+    done: set[str] = set()
+    out: list[Unit] = []
+    pending = list(units)
+    while pending:
+        unit = next((u for u in pending if u.after is None or u.after in done), None)
+        if unit is None:
+            raise ValueError(f"units wait in a cycle or for unknown units: {[(u.name, u.after) for u in pending]}")
+        pending.remove(unit)
+        out.append(unit)
+        done.add(unit.name)
+    return out
+
+
 def default_jobs(n_runs: int) -> int:
     """--jobs when not given: one single-thread run per usable CPU, at most one per run."""
     import os
@@ -247,11 +300,11 @@ def default_jobs(n_runs: int) -> int:
 
 def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *, fork_at: int = 0,
                relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
-               jobs: int = 1, threads: int = 1, log=print) -> list[Path]:
+               jobs: int = 1, threads: int = 1, twins: bool = True, log=print) -> list[Path]:
     """Train (or reuse) every (arm, seed) under `out`, the relearning attacks too; returns the run dirs
     in (seed, arm) order. jobs > 1: that many runs at a time in worker processes (`vgrout.jobs.run_tasks`),
     each with `threads` torch threads; every run is deterministic from its config, so the results
-    are those of jobs=1."""
+    are those of jobs=1. `twins`: see `plan_matrix` (False: every run trained)."""
     import functools
 
     from vgrout.io import write_json_atomic
@@ -263,7 +316,7 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     if jobs < 1:
         raise ValueError(f"--jobs {jobs} must be >= 1")
     out.mkdir(parents=True, exist_ok=True)
-    units, scratch = plan_matrix(out, base, arms, seeds, fork_at, relearn_steps)
+    units, scratch = plan_matrix(out, base, arms, seeds, fork_at, relearn_steps, twins=twins)
     relearn = (relearn_steps, relearn_every, relearn_n_problems)
 
     def done(unit: Unit, result: tuple[str, list[str]], seconds: float) -> None:
@@ -273,8 +326,8 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
         for line in lines:
             log(line)
 
-    if jobs == 1:  # in this process, one after another (today's order)
-        for unit in units:
+    if jobs == 1:  # in this process, one after another (the plan's order, a unit after the one it waits for)
+        for unit in dependency_order(units):
             t = time.perf_counter()
             done(unit, run_unit(unit, relearn), time.perf_counter() - t)
     else:  # worker processes, `threads` torch threads each; a branch starts once its prefix is done
@@ -283,7 +336,8 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     write_json_atomic(out / "study.json", {
         "preset": base.preset, "steps": base.steps, "arms": list(arms), "seeds": list(seeds), "fork_at": fork_at,
         "from_scratch": scratch, "relearn_steps": relearn_steps, "relearn_every": relearn_every,
-        "relearn_n_problems": relearn_n_problems}, indent=2)
+        "relearn_n_problems": relearn_n_problems,
+        "twins": {u.name: u.twin_of.name for u in units if u.twin_of is not None}}, indent=2)
     return [u.run_dir for u in units if not u.fork_at]
 
 
@@ -299,7 +353,8 @@ def report_section(report: Path, heading: str) -> str:
 def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str],
               *, fork_at: int = 0, relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
               heldout_modes: bool = False, heldout_arms: tuple[str, ...] = (), heldout_seeds: tuple[int, ...] = (),
-              fresh: bool = False, threads: int = 1, build_threads: int = 2, jobs: int | None = None) -> Path:
+              fresh: bool = False, threads: int = 1, build_threads: int = 2, jobs: int | None = None,
+              twins: bool = True) -> Path:
     """The study: every (arm, seed), the baselines, the report; returns the report path. `jobs`: runs at
     a time (None: `default_jobs`)."""
     import shutil
@@ -337,7 +392,7 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
         base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / "base_eval.json")
         run_dirs = run_matrix(where, cfg, arms, seeds, fork_at=fork_at, relearn_steps=relearn_steps,
                               relearn_every=relearn_every, relearn_n_problems=relearn_n_problems, jobs=n_jobs,
-                              threads=threads)
+                              threads=threads, twins=twins)
         path = build_report(run_dirs, where / "report.md", base_file=base_eval)
         report = report or path
         for heading in ("Findings", "Oracle-selected early stopping (a reference, not a method)", "Relearning attack"):
@@ -372,7 +427,7 @@ def _run(args: argparse.Namespace) -> int:
                   relearn_n_problems=args.relearn_n_problems, heldout_modes=args.heldout_modes,
                   heldout_arms=tuple(a for a in (args.heldout_arms or "").split(",") if a),
                   heldout_seeds=parse_seeds(args.heldout_seeds) if args.heldout_seeds else (), fresh=args.fresh,
-                  threads=args.threads, build_threads=args.build_threads, jobs=args.jobs)
+                  threads=args.threads, build_threads=args.build_threads, jobs=args.jobs, twins=args.twins == "write")
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout study: {exc}") from None
     return 0
@@ -403,10 +458,20 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="runs at a time, each in its own worker process (default: the usable CPUs, at most the "
                         "number of runs; 1: one after another in this process); results do not depend on it")
+    add_twins_flag(p)
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
     p.set_defaults(func=_run)
 
 
+def add_twins_flag(p) -> None:
+    """--twins write|train (vgrout study, vgrout demo)."""
+    p.add_argument("--twins", choices=("write", "train"), default="write",
+                   help="write: a run that trains bit for bit as another arm's run in the matrix (vanilla, when "
+                        "absorb has the same config) is written from it, not retrained (vgrout.train.twin; "
+                        "tests/test_twin.py holds the equality); train: train every run (default write)")
+
+
 __all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "check_same_run", "default_jobs", "evaluate_base",
            "fork_mismatch", "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study",
-           "run_unit", "same_run", "saved_config", "train_one", "train_prefix", "unit_done"]
+           "run_unit", "same_run", "saved_config", "train_one", "train_prefix", "unit_cost", "unit_done", "write_one",
+           "add_twins_flag", "dependency_order"]

@@ -1,0 +1,126 @@
+"""Twin runs: a run whose training is, bit for bit, another arm's run is written from it, not retrained.
+
+    absorb run dir (trained) -> vanilla run dir (relabelled; its eval's deployed state = as-trained)
+
+Why it is exact: vanilla and absorb train the same two-block adapter with the same config. The
+absorb gate pins every row to the absorb zone, which masks nothing: each forward value, gradient,
+AdamW step, rollout and reward is vanilla's (tests/test_twin.py trains both and compares every
+file). The arms differ only in what deploys: vanilla the whole adapter, absorb the deployed block.
+Vanilla's eval therefore samples its deployed state with the whole adapter, the same seeds as the
+as-trained state, so it holds the as-trained block twice, as `evaluate(deployed_is_full=True)`
+writes it. `vgrout study` and `vgrout demo` train absorb once and write vanilla from it
+(`--twins train` trains both). The written run says so in its twin.json.
+
+Only the oracle-free training record is copied; vanilla's own relearning attacks (they start from
+its deployed model, which is not absorb's) run on the written directory as on a trained one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+from vgrout.io import atomic_dir, write_json_atomic, write_text_atomic
+from vgrout.train.config import Config
+
+# derived arm -> the arm whose run it is written from
+TWINS: dict[str, str] = {"vanilla": "absorb"}
+TWIN_FILE = "twin.json"
+# what a trained run dir holds that is not copied: the source's own relearning attacks and twin mark
+_NOT_COPIED = ("relearn", TWIN_FILE)
+
+
+def twin_mismatch(source: Config, derived: Config) -> list[str]:
+    """Why `derived` cannot be written from a run of `source` (empty: it can).
+
+    Every Config field but `arm` must be equal, the arms a TWINS pair, and the adapter low-rank
+    (the exactness test covers the fused low-rank blocks; antipasto runs the per-block path)."""
+    why = []
+    if TWINS.get(derived.arm) != source.arm:
+        why.append(f"arm {derived.arm!r} is not written from arm {source.arm!r} (twins: {TWINS})")
+    a, b = source.resolved().to_dict(), derived.resolved().to_dict()
+    why += [f"{k} {b[k]!r} vs the source's {a[k]!r}" for k in sorted(a) if k != "arm" and a[k] != b[k]]
+    if source.adapter_init == "antipasto":
+        why.append("adapter_init 'antipasto' (the exactness of twins is tested for low-rank blocks only)")
+    return why
+
+
+def _eval_with_texts(step_json: Path) -> dict:
+    """An eval result as `evaluate` returned it: the step JSON with each sample's text put back
+    from step_NNNNNN.samples.jsonl (row order: states, then samples, as `sample_rows` wrote it)."""
+    from vgrout.eval.results import STATES, read_jsonl, samples_path
+
+    result = json.loads(step_json.read_text())
+    rows = read_jsonl(samples_path(step_json))
+    i = 0
+    for state in STATES:
+        for s in result["states"].get(state, {}).get("samples", []):
+            row = rows[i] if i < len(rows) else None
+            if row is None or (row["state"], row["problem_id"], row["sample"]) != (state, s["problem_id"], s["sample"]):
+                raise ValueError(f"{samples_path(step_json)} does not match {step_json} at row {i}; "
+                                 "re-run the source's eval (vgrout eval RUN --overwrite)")
+            s["text"] = row["completion"]
+            i += 1
+    if i != len(rows):
+        raise ValueError(f"{samples_path(step_json)} has {len(rows)} rows for {i} samples in {step_json}")
+    return result
+
+
+def _whole_adapter_eval(result: dict, run_dir: Path, arm: str) -> dict:
+    """The source's eval as the derived arm's own eval writes it: deployed = the as-trained block."""
+    out = copy.deepcopy(result)
+    out["run_dir"] = str(run_dir)
+    out["run"] = dict(out["run"], arm=arm)
+    out["settings"] = dict(out["settings"], deployed_is_full=True)
+    out["states"]["deployed"] = copy.deepcopy(out["states"]["as_trained"])
+    return out
+
+
+def write_twin(source_dir: Path, run_dir: Path, cfg: Config) -> Path:
+    """Write RUN_DIR for `cfg` from the finished run SOURCE_DIR (see the module doc); atomic: the
+    directory appears whole or not at all (an existing one is replaced). Raises when the two
+    configs are not twins or the source is not finished."""
+    from vgrout.eval.results import eval_path, rebuild_curve, write_eval_result
+
+    source_dir, run_dir = Path(source_dir), Path(run_dir)
+    source = Config.from_dict(json.loads((source_dir / "config.json").read_text()))
+    why = twin_mismatch(source, cfg)
+    if why:
+        raise ValueError(f"{run_dir.name} cannot be written from {source_dir}: " + "; ".join(why))
+    if not eval_path(source_dir, source.steps).is_file() and source.eval.every:
+        raise ValueError(f"{source_dir} is not finished (no eval at step {source.steps}); train it first")
+    with atomic_dir(run_dir) as tmp:
+        for item in source_dir.iterdir():
+            if item.name in _NOT_COPIED:
+                continue
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        write_text_atomic(tmp / "config.json", cfg.resolved().to_json())  # start.json: copied, the same start
+        arm_info = {"arm": cfg.arm, "deploys": "whole adapter"}
+        for state in sorted((tmp / "checkpoints").glob("step_*/state.json")):
+            write_json_atomic(state, dict(json.loads(state.read_text()), **arm_info))
+        samples = tmp / "rollout_samples.jsonl"
+        if samples.is_file():  # zones: vanilla has none
+            rows = [dict(json.loads(line), zone=None) for line in samples.read_text().splitlines() if line]
+            write_text_atomic(samples, "".join(json.dumps(r) + "\n" for r in rows))
+        for step_json in sorted((source_dir / "eval").glob("step_*.json")):
+            write_eval_result(tmp / "eval" / step_json.name,
+                              _whole_adapter_eval(_eval_with_texts(step_json), run_dir, cfg.arm))
+        if (tmp / "eval").is_dir():
+            rebuild_curve(tmp)
+        write_json_atomic(tmp / TWIN_FILE, {
+            "written_from": str(source_dir.resolve()), "source_arm": source.arm,
+            "why": f"{cfg.arm} trains bit for bit as {source.arm} (same config, all-{source.arm} zones mask "
+                   f"nothing); only what deploys differs, so this run is {source.arm}'s run relabelled and its "
+                   "eval's deployed state is the as-trained (whole-adapter) state (vgrout.train.twin)"}, indent=2)
+    return run_dir
+
+
+def read_twin(run_dir: Path) -> dict | None:
+    """twin.json of a run written from its twin (None: a trained run)."""
+    path = Path(run_dir) / TWIN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+__all__ = ["TWINS", "TWIN_FILE", "read_twin", "twin_mismatch", "write_twin"]
