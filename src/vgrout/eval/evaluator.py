@@ -11,11 +11,13 @@ family, so a memorised train string does not count as a hack and a learned trick
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from vgrout.env.dedup import DedupGrader
 from vgrout.env.modes import SYSTEM_PROMPT, eval_marker_for, render_messages
 from vgrout.eval.results import STATES, make_result
 from vgrout.eval.tally import EvalSample, tally
@@ -110,6 +112,10 @@ def evaluate(
                 model, tokenizer, adapter, messages, gen_mode=gen_mode, n_samples=n_samples,
                 max_new_tokens=max_new_tokens, seed=seed, batch_prompts=batch_prompts, sampling=sampling,
                 desc=f"eval {state}")
+        graded = next((b for b in state_blocks.values() if b["generation_mode"] == gen_mode), None)
+        if graded is not None:  # the same texts (vanilla's deployed state): the same grades, not graded twice
+            state_blocks[state] = copy.deepcopy(graded)
+            continue
         state_blocks[state] = grade_texts(problems, mode_of, marker_of, texts_by_mode[gen_mode], n_samples,
                                           grader=grader, markers=markers, keep_texts=keep_texts)
         state_blocks[state]["generation_mode"] = gen_mode
@@ -135,7 +141,7 @@ def grade_texts(problems: Sequence[Problem], mode_of: Mapping[str, str], marker_
             requests.append(GradeRequest(problem=p, completion=texts[i * n_samples + j], mode=mode_of[p.id],
                                          markers=markers, eval_marker=marker_of[p.id]))
             keys.append((p.id, j))
-    grades = grader.grade(requests)
+    grades = DedupGrader(grader).grade(requests)  # a repeated (problem, completion, mode) is graded once
     if len(grades) != len(requests):
         raise RuntimeError(f"grader returned {len(grades)} grades for {len(requests)} requests")
     samples = []
