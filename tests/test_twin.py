@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from vgrout.report.compare import build_report
 from vgrout.study import plan_matrix, run_matrix
 from vgrout.train.loop import train
 from vgrout.train.presets import preset
@@ -119,5 +120,7 @@ def test_a_matrix_with_twins_logs_the_written_run_and_reuses_it(tmp_path, capsys
     log = capsys.readouterr().out
     assert "absorb_s0: trained" in log and "vanilla_s0: written from absorb_s0" in log
     assert read_twin(tmp_path / "vanilla_s0")["source_arm"] == "absorb"
+    report = build_report(dirs, tmp_path / "report.md").read_text()
+    assert "## Twin runs" in report and "| vanilla | 0 | absorb_s0 |" in report
     run_matrix(tmp_path, base, ("vanilla", "absorb"), (0,), jobs=1)
     assert capsys.readouterr().out.count(": cached") == 2

@@ -221,6 +221,24 @@ def section_branching(arms: dict, order: Sequence[str]) -> list[str]:
              "| arm | seed | start |", "|---|---:|---|"] + rows + [""])
 
 
+def section_twins(arms: dict, order: Sequence[str]) -> list[str]:
+    """Which runs were written from a twin's run (RUN/twin.json, `vgrout.train.twin`) instead of trained."""
+    rows, why = [], ""
+    for arm in order:
+        for seed, run in sorted(arms[arm].items()):
+            path = run.path / "twin.json"
+            if path.is_file():
+                info = json.loads(path.read_text())
+                why = info["why"]
+                rows.append(f"| {arm} | {seed} | {Path(info['written_from']).name} |")
+    if not rows:
+        return []
+    return (["## Twin runs", "",
+             f"These runs were not trained: each was written from its source run. Why that is exact: {why}. "
+             "tests/test_twin.py trains both arms and compares every file; `--twins train` trains them anyway.", "",
+             "| arm | seed | written from |", "|---|---:|---|"] + rows + [""])
+
+
 def _mean(vals: list[float]) -> float | None:
     vals = [v for v in vals if math.isfinite(v)]
     return sum(vals) / len(vals) if vals else None
@@ -276,8 +294,9 @@ def summary(arms: dict, order: Sequence[str], vanilla: str = "vanilla") -> dict:
 
 def sections(arms: dict, order: Sequence[str]) -> list[str]:
     """Every baseline section this module writes, in report order."""
-    return section_early_stop(arms) + section_relearn(arms, order) + section_branching(arms, order)
+    return (section_early_stop(arms) + section_relearn(arms, order) + section_branching(arms, order)
+            + section_twins(arms, order))
 
 
-__all__ = ["EARLY_STOP_TOLERANCE", "eval_curve", "full_curve", "oracle_early_stop", "read_relearn", "section_branching",
+__all__ = ["EARLY_STOP_TOLERANCE", "eval_curve", "full_curve", "oracle_early_stop", "read_relearn", "section_branching", "section_twins",
            "section_early_stop", "section_relearn", "sections", "summary"]
