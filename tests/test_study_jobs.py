@@ -109,6 +109,20 @@ def test_a_task_waits_for_its_dependency():
         run_tasks([types.SimpleNamespace(name="a", after="nope")], _sleep, jobs=2, on_done=print)
 
 
+def test_the_longest_chain_of_work_launches_first():
+    from vgrout.jobs import critical_path
+
+    T = types.SimpleNamespace
+    tasks = [T(name="short", after=None, cost=1.0, s=0.0), T(name="source", after=None, cost=1.0, s=0.0),
+             T(name="twin", after="source", cost=0.02, s=0.0), T(name="long", after=None, cost=1.45, s=0.0),
+             T(name="prefix", after=None, cost=0.1, s=0.0), T(name="branch", after="prefix", cost=2.0, s=0.0)]
+    prio = critical_path(tasks)
+    assert prio["prefix"] == pytest.approx(2.1) and prio["source"] == pytest.approx(1.02) and prio["long"] == 1.45
+    order = []
+    run_tasks(tasks, _sleep, jobs=1, on_done=lambda t, pid, s: order.append(t.name))  # one worker: launch order
+    assert order == ["prefix", "branch", "long", "source", "short", "twin"]
+
+
 def test_ctrl_c_terminates_and_joins_every_worker():
     import signal
 
