@@ -2,8 +2,9 @@
 
     build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
     -> for each seed, every arm trained from scratch (`vgrout.study.run_matrix`; with
-       --fork-at S the arms that can branch from one vanilla prefix trained to step S; --jobs N
-       of them at a time in worker processes, the same results as one after another)
+       --fork-at S the arms that can branch from one vanilla prefix trained to step S; vanilla
+       written from absorb's run, which trains bit for bit alike, unless --twins train; --jobs N
+       runs at a time in worker processes, the same results as one after another)
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
     -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
     -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged) and the findings
@@ -61,7 +62,7 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     print("[2/4] base model eval (held-out problems, before any training)")
     base_eval = evaluate_base(base.with_overrides({"seed": seeds[0]}), out / "base_eval.json")
     jobs = default_jobs(len(arms) * len(seeds)) if jobs is None else jobs
-    print(f"[3/4] training {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each"
+    print(f"[3/4] {len(arms)} arms x {len(seeds)} seeds, {base.steps} steps each"
           + (f", branched from a vanilla prefix at step {fork_at}" if fork_at else "")
           + f", {jobs} at a time (--jobs {jobs}, {threads} torch thread(s) each)", flush=True)
     t_train = time.perf_counter()

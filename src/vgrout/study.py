@@ -1,7 +1,8 @@
 """`vgrout study`: the study matrix (its arms, controls and baselines x seeds), resumable, in one report.
 
     toy world (cached) -> [--fork-at S: one vanilla prefix per seed, trained to step S]
-    -> every (arm, seed): trained from scratch, or branched from its seed's prefix
+    -> every (arm, seed): trained from scratch, or branched from its seed's prefix, or (a twin:
+       vanilla when absorb has the same config) written from that run (`vgrout.train.twin`)
     -> relearning attack on every run (deployed start) and on vanilla (base start)
     -> the base model evaluated once (STUDY/base_eval.json, `evaluate_base`)
     -> STUDY/report.md + summary.json (vgrout.report.compare, with the oracle early-stop
@@ -11,8 +12,9 @@ Runs are reused through `train_one`: a finished run is kept, a killed one
 resumes from its last checkpoint, so a second call trains nothing.
 
 `--jobs N` runs N units (a seed's prefix, or one run with its relearning attacks) at a time in
-spawned worker processes (`vgrout.jobs.run_tasks`); a branch starts after its prefix, and every
-run is deterministic from its config, so the results do not depend on N.
+spawned worker processes (`vgrout.jobs.run_tasks`), the longest chain of work first; a branch
+starts after its prefix, a twin after its source, and every run is deterministic from its
+config, so the results do not depend on N.
 
 Branching (`--fork-at STEP`): a branch loads the prefix's adapter, optimizer, schedule, step
 and RNG (`StartFrom`), so the vanilla branch is exactly the vanilla run and every other arm
@@ -253,11 +255,11 @@ def run_unit(unit: Unit, relearn: tuple[int, int, int]) -> tuple[str, list[str]]
 
 def write_one(unit: Unit) -> str:
     """A twin unit: reuse its finished directory, else write it from its source run; what was done."""
-    from vgrout.train.twin import write_twin
+    from vgrout.train.twin import source_finished, write_twin
 
     if (unit.run_dir / "config.json").is_file():
         check_same_run(unit.cfg, unit.run_dir, unit.start)
-        if run_is_finished(unit.run_dir, unit.cfg.steps):
+        if source_finished(unit.run_dir, unit.cfg):  # kept as it is (with its relearning attacks)
             return "cached"
     write_twin(unit.twin_of, unit.run_dir, unit.cfg)
     return f"written from {unit.twin_of.name} (the same training, bit for bit)"

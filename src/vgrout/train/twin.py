@@ -28,8 +28,11 @@ from vgrout.train.config import Config
 # derived arm -> the arm whose run it is written from
 TWINS: dict[str, str] = {"vanilla": "absorb"}
 TWIN_FILE = "twin.json"
-# what a trained run dir holds that is not copied: the source's own relearning attacks and twin mark
-_NOT_COPIED = ("relearn", TWIN_FILE)
+# what is copied from the source run dir (the trainer's record; config.json is written anew). Not
+# copied: its relearning attacks (they start from its deployed model), an export, anything else a
+# user put there. tests/test_twin.py fails when the trainer writes a file this list misses.
+COPIED = ("start.json", "metrics.jsonl", "diagnostics.jsonl", "rollout_samples.jsonl", "direction.json",
+          "motivate_pairs.jsonl", "checkpoints", "eval", "tensorboard")
 
 
 def twin_mismatch(source: Config, derived: Config) -> list[str]:
@@ -68,34 +71,46 @@ def _eval_with_texts(step_json: Path) -> dict:
     return result
 
 
-def _whole_adapter_eval(result: dict, run_dir: Path, arm: str) -> dict:
+def _whole_adapter_eval(result: dict, source_dir: Path, run_dir: Path, arm: str) -> dict:
     """The source's eval as the derived arm's own eval writes it: deployed = the as-trained block."""
     out = copy.deepcopy(result)
     out["run_dir"] = str(run_dir)
     out["run"] = dict(out["run"], arm=arm)
     out["settings"] = dict(out["settings"], deployed_is_full=True)
+    if out.get("checkpoint"):  # written by `vgrout eval RUN`: the checkpoint is the twin's own copy
+        out["checkpoint"] = str(run_dir / Path(out["checkpoint"]).relative_to(source_dir))
     out["states"]["deployed"] = copy.deepcopy(out["states"]["as_trained"])
     return out
+
+
+def source_finished(run_dir: Path, cfg: Config) -> bool:
+    """A finished run: its final checkpoint and, when it evaluates, its final-step eval."""
+    from vgrout.eval.results import eval_path
+    from vgrout.train.checkpoint import is_complete, step_dir
+
+    return is_complete(step_dir(Path(run_dir), cfg.steps)) and (
+        not cfg.eval.every or eval_path(run_dir, cfg.steps).is_file())
 
 
 def write_twin(source_dir: Path, run_dir: Path, cfg: Config) -> Path:
     """Write RUN_DIR for `cfg` from the finished run SOURCE_DIR (see the module doc); atomic: the
     directory appears whole or not at all (an existing one is replaced). Raises when the two
     configs are not twins or the source is not finished."""
-    from vgrout.eval.results import eval_path, rebuild_curve, write_eval_result
+    from vgrout.eval.results import rebuild_curve, write_eval_result
 
     source_dir, run_dir = Path(source_dir), Path(run_dir)
     source = Config.from_dict(json.loads((source_dir / "config.json").read_text()))
     why = twin_mismatch(source, cfg)
     if why:
         raise ValueError(f"{run_dir.name} cannot be written from {source_dir}: " + "; ".join(why))
-    if not eval_path(source_dir, source.steps).is_file() and source.eval.every:
-        raise ValueError(f"{source_dir} is not finished (no eval at step {source.steps}); train it first")
+    if not source_finished(source_dir, source):
+        raise ValueError(f"{source_dir} is not finished (no final checkpoint, or no eval, at step {source.steps}); "
+                         "train it first")
     with atomic_dir(run_dir) as tmp:
-        for item in source_dir.iterdir():
-            if item.name in _NOT_COPIED:
-                continue
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        for name in COPIED:
+            item = source_dir / name
+            if item.exists():
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / name)
         write_text_atomic(tmp / "config.json", cfg.resolved().to_json())  # start.json: copied, the same start
         arm_info = {"arm": cfg.arm, "deploys": "whole adapter"}
         for state in sorted((tmp / "checkpoints").glob("step_*/state.json")):
@@ -106,7 +121,7 @@ def write_twin(source_dir: Path, run_dir: Path, cfg: Config) -> Path:
             write_text_atomic(samples, "".join(json.dumps(r) + "\n" for r in rows))
         for step_json in sorted((source_dir / "eval").glob("step_*.json")):
             write_eval_result(tmp / "eval" / step_json.name,
-                              _whole_adapter_eval(_eval_with_texts(step_json), run_dir, cfg.arm))
+                              _whole_adapter_eval(_eval_with_texts(step_json), source_dir, run_dir, cfg.arm))
         if (tmp / "eval").is_dir():
             rebuild_curve(tmp)
         write_json_atomic(tmp / TWIN_FILE, {
@@ -123,4 +138,4 @@ def read_twin(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-__all__ = ["TWINS", "TWIN_FILE", "read_twin", "twin_mismatch", "write_twin"]
+__all__ = ["COPIED", "TWINS", "TWIN_FILE", "read_twin", "source_finished", "twin_mismatch", "write_twin"]
