@@ -15,7 +15,10 @@ from vgrout.adapter import ABSORB, KEEP, ROUTE, AdapterConfig, attach
 
 from _tiny import V, perturb, row_losses, tiny_model  # noqa: E402
 
-TOL = dict(atol=2e-6, rtol=1e-4)
+# fp32 rounding of two orderings of the same sums: 2e-6 held on the AMD EPYC machine; on the
+# Intel Xeon (AVX-512) one logit of 4545 differed by 2.6e-6 (2026-12-02). A real routing or
+# algebra error moves logits by orders of magnitude more.
+TOL = dict(atol=1e-5, rtol=1e-4)
 
 
 @pytest.fixture()
