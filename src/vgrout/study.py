@@ -180,8 +180,9 @@ class Unit:
 
 
 def unit_cost(cfg, steps: int) -> float:
-    """A run's time relative to a vanilla run of `steps` steps (measured on the demo preset: routeA
-    ~1.45x, routeV ~2x, placebo ~1.25x: no direction refresh). Only the launch order reads it."""
+    """A run's time relative to a vanilla run of the preset's steps, for `steps` of them. Per step,
+    from the demo consoles (docs/results): routeA ~1.45x vanilla, its placebo ~1.25x (no direction
+    refresh), routeV ~2x. Only the launch order reads it."""
     from vgrout.train.arms import arm_for
 
     features = arm_for(cfg.arm).features
@@ -205,7 +206,8 @@ def plan_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], 
         prefix_cfg = prefix = None
         if fork_at:
             prefix_cfg = arm_config(base, "vanilla", seed)
-            prefix = Unit(f"prefix_s{seed}", prefix_cfg, out / f"prefix_s{seed}", fork_at=fork_at)
+            prefix = Unit(f"prefix_s{seed}", prefix_cfg, out / f"prefix_s{seed}", fork_at=fork_at,
+                          cost=unit_cost(prefix_cfg, fork_at))
             units.append(prefix)
         for label in arms:
             cfg = arm_config(base, label, seed)
@@ -221,16 +223,13 @@ def plan_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], 
             steps = cfg.steps - (fork_at if start is not None else 0)
             units.append(Unit(f"{label}_s{seed}", cfg, out / f"{label}_s{seed}", start=start, after=after, note=note,
                               relearn=relearn, cost=unit_cost(cfg, steps)))
-        if prefix is not None:
-            units[units.index(prefix)] = dataclasses.replace(prefix, cost=unit_cost(prefix_cfg, fork_at))
         if twins:  # e.g. vanilla from absorb: the same run, trained once
-            mine = [u for u in units if u.name in {f"{label}_s{seed}" for label in arms}]
-            for unit in mine:
-                source = next((u for u in mine if u.twin_of is None and u is not unit and u.start == unit.start
+            runs = {i: u for i, u in enumerate(units) if u.name in {f"{label}_s{seed}" for label in arms}}
+            for i, unit in runs.items():
+                source = next((u for u in runs.values() if u is not unit and u.start == unit.start
                                and not twin_mismatch(u.cfg, unit.cfg)), None)
                 if source is not None:
-                    units[units.index(unit)] = dataclasses.replace(unit, twin_of=source.run_dir, after=source.name,
-                                                                   cost=0.02)
+                    units[i] = dataclasses.replace(unit, twin_of=source.run_dir, after=source.name, cost=0.02)
     return units, scratch
 
 

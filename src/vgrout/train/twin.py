@@ -67,7 +67,8 @@ def _eval_with_texts(step_json: Path) -> dict:
             s["text"] = row["completion"]
             i += 1
     if i != len(rows):
-        raise ValueError(f"{samples_path(step_json)} has {len(rows)} rows for {i} samples in {step_json}")
+        raise ValueError(f"{samples_path(step_json)} has {len(rows)} rows for {i} samples in {step_json}; "
+                         "re-run the source's eval (vgrout eval RUN --overwrite)")
     return result
 
 
@@ -97,6 +98,7 @@ def write_twin(source_dir: Path, run_dir: Path, cfg: Config) -> Path:
     directory appears whole or not at all (an existing one is replaced). Raises when the two
     configs are not twins or the source is not finished."""
     from vgrout.eval.results import rebuild_curve, write_eval_result
+    from vgrout.train.arms import arm_for
 
     source_dir, run_dir = Path(source_dir), Path(run_dir)
     source = Config.from_dict(json.loads((source_dir / "config.json").read_text()))
@@ -112,7 +114,7 @@ def write_twin(source_dir: Path, run_dir: Path, cfg: Config) -> Path:
             if item.exists():
                 (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / name)
         write_text_atomic(tmp / "config.json", cfg.resolved().to_json())  # start.json: copied, the same start
-        arm_info = {"arm": cfg.arm, "deploys": "whole adapter"}
+        arm_info = {"arm": cfg.arm, "deploys": arm_for(cfg.arm).deploys}  # what state.json says a trained run deploys
         for state in sorted((tmp / "checkpoints").glob("step_*/state.json")):
             write_json_atomic(state, dict(json.loads(state.read_text()), **arm_info))
         samples = tmp / "rollout_samples.jsonl"
