@@ -145,7 +145,7 @@ def test_merged_refuses_zones_and_mode_switches(setup):
         with pytest.raises(RuntimeError):
             with adapter.mode("base"):
                 pass
-    with pytest.raises(ValueError, match="'full' or 'deployed'"):
+    with pytest.raises(ValueError, match="takes one of full, deployed, half_quarantine, quarantine_only"):
         with adapter.merged("base"):
             pass
 
@@ -292,3 +292,26 @@ def test_grad_probe_in_deployed_mode_reads_only_the_deployed_block(setup):
         grads = torch.autograd.grad(losses.sum(), probe.tensors)
     assert all(torch.count_nonzero(g[..., 4:]) == 0 for g in grads)  # quarantine half of c unused
     assert probe.deployed_grads(grads).abs().sum() > 0
+
+
+def test_merged_deploy_scale_states_fold_the_blocks_at_their_scales():
+    """half_quarantine = W + D + Q/2 and quarantine_only = W + Q, restored bit for bit after."""
+    from vgrout.adapter import MERGE_SCALES
+
+    torch.manual_seed(0)
+    adapter = attach(tiny_model(), AdapterConfig(r=2))
+    layer = next(iter(adapter.layers.values()))
+    with torch.no_grad():
+        for blk in (layer.deployed, layer.quarantine):
+            blk.A.add_(torch.randn_like(blk.A))
+            blk.B.add_(torch.randn_like(blk.B))
+    W0 = layer.base.weight.detach().clone()
+    D, Q = layer.deployed.weight_delta(), layer.quarantine.weight_delta()
+    assert set(MERGE_SCALES) == {"full", "deployed", "half_quarantine", "quarantine_only"}
+    for which, want in (("half_quarantine", W0 + D + 0.5 * Q), ("quarantine_only", W0 + Q), ("deployed", W0 + D)):
+        with adapter.merged(which):
+            assert torch.allclose(layer.base.weight, want, atol=1e-6), which
+        assert torch.equal(layer.base.weight, W0)
+    with pytest.raises(ValueError, match="merged\\(\\) takes one of"):
+        with adapter.merged("quarantine"):
+            pass

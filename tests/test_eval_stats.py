@@ -112,3 +112,95 @@ def test_mean_sem():
     m, s, n = mean_sem([1.0, 2.0, 3.0, 6.0])
     assert (m, n) == (3.0, 4) and s == pytest.approx(math.sqrt(14 / 3 / 4))
     assert math.isnan(mean_sem([1.0])[1])
+
+
+# ---- hierarchical bootstrap and seeds needed --------------------------------------------
+
+
+def _naive_bootstrap(groups, B, seed, level=0.95):
+    """Reference: resample seeds, then each drawn seed's problems, with `random.choices` one by one."""
+    rng = random.Random(seed)
+    stats = []
+    for _ in range(B):
+        drawn = [rng.randrange(len(groups)) for _ in groups]
+        stats.append(sum(sum(rng.choices(groups[i], k=len(groups[i]))) / len(groups[i]) for i in drawn) / len(groups))
+    stats.sort()
+    return stats
+
+
+def test_bootstrap_is_deterministic_and_matches_naive_resampling():
+    from vgrout.stats import hierarchical_bootstrap
+
+    rng = random.Random(3)
+    groups = [[float(rng.random() < p) for _ in range(60)] for p in (0.2, 0.3, 0.25, 0.35)]
+    a = hierarchical_bootstrap(groups, B=2000, seed=7)
+    assert a == hierarchical_bootstrap(groups, B=2000, seed=7)  # same seed, same interval
+    assert a != hierarchical_bootstrap(groups, B=2000, seed=8)
+    assert a.estimate == pytest.approx(sum(sum(g) / 60 for g in groups) / 4)
+    assert a.n_seeds == 4 and a.n_units == 60 and a.lo < a.estimate < a.hi
+    # the multinomial shortcut draws the same distribution as resampling one value at a time
+    ref = _naive_bootstrap(groups, 4000, seed=1)
+    lo, hi = ref[int(0.025 * 3999)], ref[int(0.975 * 3999)]
+    assert a.lo == pytest.approx(lo, abs=0.012) and a.hi == pytest.approx(hi, abs=0.012)
+    # values with more distinct levels (a difference of per-problem means) and the fallback path agree too
+    diffs = [[rng.choice([-1.0, -0.5, 0.0, 0.25, 0.5, 1.0]) for _ in range(50)] for _ in range(3)]
+    many = [[rng.random() for _ in range(50)] for _ in range(3)]  # > MAX_DISTINCT values: rng.choices path
+    for g in (diffs, many):
+        iv, ref = hierarchical_bootstrap(g, B=3000, seed=2), _naive_bootstrap(g, 3000, seed=5)
+        assert iv.lo == pytest.approx(ref[int(0.025 * 2999)], abs=0.03)
+        assert iv.hi == pytest.approx(ref[int(0.975 * 2999)], abs=0.03)
+
+
+def test_bootstrap_interval_covers_the_true_difference():
+    """Synthetic arms with known rates: each seed shifts both arms' hack probability (seed effect), each
+    problem has its own difficulty shared by the arms (paired by problem). The 95% interval of a − b
+    covers the true difference in most replications and is narrower when paired by problem."""
+    from vgrout.stats import hierarchical_bootstrap
+
+    true_a, true_b, n_seeds, n_problems = 0.30, 0.40, 5, 80
+    covered, narrower = 0, 0
+    for rep in range(40):
+        rng = random.Random(rep)
+        diffs, ga, gb = [], [], []
+        for _ in range(n_seeds):
+            shift = rng.gauss(0.0, 0.02)
+            ease = [rng.gauss(0.0, 0.25) for _ in range(n_problems)]  # problem effect, shared by both arms
+            xa = [float(rng.random() < min(1, max(0, true_a + shift + e))) for e in ease]
+            xb = [float(rng.random() < min(1, max(0, true_b + shift + e))) for e in ease]
+            diffs.append([x - y for x, y in zip(xa, xb)])
+            ga.append(xa)
+            gb.append(xb)
+        iv = hierarchical_bootstrap(diffs, B=400, seed=rep)
+        unpaired = hierarchical_bootstrap(ga, other=gb, B=400, seed=rep)
+        assert not unpaired.paired_units and unpaired.estimate == pytest.approx(iv.estimate)
+        covered += iv.covers(true_a - true_b)
+        narrower += iv.width < unpaired.width
+    assert covered >= 34  # 95% nominal: 38 of 40 expected, 34 is three binomial SDs below
+    assert narrower >= 32  # pairing by problem removes the shared problem effect
+
+
+def test_interval_verdict_helpers():
+    from vgrout.stats import Interval
+
+    iv = Interval(estimate=-0.01, lo=-0.04, hi=0.03, level=0.95, B=10, n_seeds=3, n_units=40)
+    assert iv.inside(0.05) and not iv.excludes_zero() and iv.covers(0.0) and iv.width == pytest.approx(0.07)
+    wide = Interval(estimate=-0.01, lo=-0.08, hi=0.03, level=0.95, B=10, n_seeds=3, n_units=40)
+    assert not wide.inside(0.05) and wide.inside(0.08)
+    assert Interval(estimate=-0.1, lo=-0.2, hi=-0.01, level=0.95, B=10, n_seeds=3, n_units=40).excludes_zero()
+
+
+def test_seeds_needed_by_hand():
+    from vgrout.stats import seeds_needed
+
+    z = 1.959964 + 0.841621  # z_0.975 + z_0.8, from a normal table
+    # diffs 0.1, -0.05, 0.2, 0: mean 0.0625; squared deviations sum to 0.036875, sd = sqrt(0.036875 / 3)
+    sd = math.sqrt(0.036875 / 3)
+    assert (z * sd / 0.0625) ** 2 == pytest.approx(24.70, abs=0.01)
+    assert seeds_needed([0.1, -0.05, 0.2, 0.0]) == 25
+    # diffs -0.15, 0, -0.25, 0: mean -0.1, sd = sqrt(0.045 / 3) -> n = 11.77 -> 12
+    assert seeds_needed([-0.15, 0.0, -0.25, 0.0]) == 12
+    assert seeds_needed([-0.5, -0.5, -0.5]) == 2  # no spread: a paired test still takes two seeds
+    assert seeds_needed([0.1, -0.1, 0.0]) is None  # Δ = 0: nothing to power
+    assert seeds_needed([0.1, -0.05, 0.2, 0.0], power=0.9) > 25  # more power, more seeds
+    with pytest.raises(ValueError, match="at least two"):
+        seeds_needed([0.3])

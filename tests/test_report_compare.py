@@ -52,9 +52,17 @@ def test_compare_report_renders_with_statements_and_pngs(runs, tmp_path):
     assert f"Vanilla's deployed hack rate is {v:.3f}" in text and "phenomenon is present" in text
     assert "**routeA's deployed hack rate is lower than vanilla's by 0.683" in text
     assert "routeA − routeA-placebo" in text
-    # placebo: one fewer hack on every seed, exactly -> zero spread, t-test undefined (not p ~ 1e-31)
-    assert "routeA-placebo vs vanilla, deployed hack rate: every seed gives the same difference Δ = -0.025" in text
-    assert "routeA vs vanilla, deployed solve rate: every seed gives the same difference Δ = +0.000" in text
+    # placebo: one fewer hack on every seed, exactly -> zero spread, t-test undefined (not p ~ 1e-31); the
+    # headline is the bootstrap interval over seeds and problems, which one hack in 40 problems cannot pin down
+    line = next(x for x in text.splitlines() if "routeA-placebo vs vanilla in deployed hack rate" in x)
+    assert line.startswith("- Inconclusive, routeA-placebo vs vanilla in deployed hack rate: no significant "
+                           "difference, Δ = -0.025, but the interval [")
+    assert "every seed gives the same difference Δ = -0.025 (n=3, signs ---), so the paired t-test is undefined" in line
+    line = next(x for x in text.splitlines() if "routeA vs vanilla in deployed solve rate" in x)
+    assert "the data cannot tell these arms apart" in line and "every seed gives the same difference Δ = +0.000" in line
+    # valid is identical on every problem of every seed: a zero-width interval, equivalent within the margin
+    assert ("routeA and vanilla are equivalent in deployed valid rate within ±0.05: no significant difference, "
+            "Δ = +0.000 and the 95% interval of Δ [+0.000, +0.000] lies inside ±0.05") in text
     assert "| routeA | pooled | 3 |" in text  # gate table row for routeA over 3 seeds
     # validity beside hack and solve; the base model (the runs' step-0 evals) as a row
     assert "| arm | seeds | final step | deployed hack | deployed solve | deployed valid |" in text

@@ -17,7 +17,7 @@ IDS = torch.randint(0, V, (3, 10), generator=torch.Generator().manual_seed(2))
 
 
 def test_registry_declares_each_arm_once():
-    assert list(ARMS) == ["vanilla", "absorb", "routeA", "routeV", "erase", "inoculation"]
+    assert list(ARMS) == ["vanilla", "absorb", "routeA", "routeV", "erase", "inoculation", "oracle"]
     table = {name: (a.features, a.gated, a.zone, a.deploys, a.needs_direction, a.has_placebo)
              for name in ARMS for a in [arm_for(name)]}
     assert table == {
@@ -27,7 +27,11 @@ def test_registry_declares_each_arm_once():
         "routeV": ("grad", True, None, "deployed block", True, True),
         "erase": ("act", False, KEEP, "whole adapter", True, True),
         "inoculation": ("none", False, None, "whole adapter", False, False),
+        "oracle": ("none", False, None, "deployed block", False, False),
     }
+    assert arm_for("oracle").oracle_zones([True, False]).tolist() == [2, ABSORB]
+    with pytest.raises(RuntimeError, match="oracle_zones"):
+        arm_for("oracle").fixed_zones(2)
     assert arm_for("vanilla").fixed_zones(3) is None
     assert arm_for("erase").fixed_zones(2).tolist() == [KEEP, KEEP]
     with pytest.raises(RuntimeError, match="band gate"):

@@ -211,3 +211,33 @@ def test_difficulties_keep_only_those_labels(tmp_path):
     path.write_text(json.dumps(problem_to_row(prob(9, "easy"))) + "\n")
     with pytest.raises(ValueError, match="no training problems .* have difficulty hard .*it has: easy"):
         load_problems(str(path), None, 0, 0, ("hard",))
+
+
+def test_eval_seed_and_placebo_draws_are_derived_from_the_run_seed():
+    a, b = Config(seed=0).resolved(), Config(seed=1).resolved()
+    assert a.eval.seed >= 0 and b.eval.seed >= 0 and a.eval.seed != b.eval.seed  # eval noise varies with the seed
+    assert a.eval.seed not in (a.adapter_init_seed, a.placebo_seed)
+    assert Config.from_dict(a.to_dict()) == a == a.resolved()
+    old = Config.from_dict({**Config().to_dict(), "eval": {**Config().eval.to_dict(), "seed": 12345}})
+    assert old.resolved().eval.seed == 12345  # an older config.json keeps the seed it ran with
+    draws = [Config(arm="routeA", placebo=True, seed=0, placebo_draw=k).resolved().placebo_seed for k in range(3)]
+    assert draws[0] == Config(arm="routeA", placebo=True, seed=0).resolved().placebo_seed  # draw 0 unchanged
+    assert len(set(draws)) == 3
+    with pytest.raises(ValueError, match="placebo_draw=2 picks a placebo direction"):
+        Config(arm="routeA", placebo_draw=2)
+    with pytest.raises(ValueError, match="eval.seed=-2"):
+        Config().with_overrides({"eval.seed": "-2"})
+
+
+def test_placebo_draws_are_filed_as_their_own_labels():
+    from vgrout.eval.rundir import arm_label
+    from vgrout.study import arm_config, with_placebo_draws
+
+    assert with_placebo_draws(("routeA", "routeA-placebo", "absorb"), 3) == (
+        "routeA", "routeA-placebo", "routeA-placebo1", "routeA-placebo2", "absorb")
+    assert with_placebo_draws(("routeA-placebo",), 1) == ("routeA-placebo",)
+    base = preset("demo")
+    labels = [arm_label(arm_config(base, lab, 0).to_dict()) for lab in ("routeA-placebo", "routeA-placebo1", "oracle")]
+    assert labels == ["routeA-placebo", "routeA-placebo1", "oracle"]
+    with pytest.raises(ValueError, match="unknown study arm 'absorb-placebo1'"):
+        arm_config(base, "absorb-placebo1", 0)

@@ -11,7 +11,8 @@
 
 Arms: vanilla (the phenomenon), routeA (the method), routeA with a Haar-random direction
 (the placebo), absorb (the gate pinned to absorb), gt_only (the loophole pays nothing: how
-much solving the training itself costs) and, when asked for (--arms), any arm of
+much solving the training itself costs), oracle (hacks routed by the oracle's labels: the upper
+bound a perfect gate could reach; a reference, not a method) and, when asked for (--arms), any arm of
 `vgrout study`. Every run is resumable: a demo killed half way picks up where it stopped
 (finished runs are kept, a half-finished run resumes from its last checkpoint).
 """
@@ -24,8 +25,9 @@ import time
 from pathlib import Path
 
 # The demo's arms, from `vgrout.study.STUDY_ARMS` (one registry of arm labels): the phenomenon,
-# the method, its placebo, the absorb control and the gt_only control (the loophole pays nothing).
-DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb", "gt_only")
+# the method, its placebo, the absorb control, the gt_only control (the loophole pays nothing) and
+# the oracle reference (routes exactly the oracle-labelled hacks: an upper bound, not a method).
+DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb", "gt_only", "oracle")
 DEFAULT_FORK_AT = 0  # from scratch: vanilla's first hacks come at steps 10-40 by seed, so a prefix saves little
 
 
@@ -38,13 +40,14 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     import shutil
 
     from vgrout.report.compare import build_report, findings
+    from vgrout.report.gatequality import gate_console_table
     from vgrout.report.summary import console_table, format_checks, summary_path
-    from vgrout.study import STUDY_ARMS, default_jobs, evaluate_base, run_matrix
+    from vgrout.study import STUDY_ARMS, default_jobs, evaluate_base, is_study_arm, run_matrix
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
     from vgrout.train.presets import preset
 
-    unknown = [a for a in arms if a not in STUDY_ARMS]
+    unknown = [a for a in arms if not is_study_arm(a)]
     if unknown:
         raise SystemExit(f"vgrout demo: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
     if jobs is not None and jobs < 1:
@@ -73,6 +76,8 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     print()
     summary = json.loads(summary_path(report).read_text())
     print(console_table(summary))
+    print("\nThe gate under test (does the routing score separate hacks? oracle labels, diagnostics only)")
+    print(gate_console_table(summary))
     print("\nIs the regime one where the question can be read? (issue 11's bars)")
     print(format_checks(summary["regime_checks"]))
     print("\nFindings")

@@ -1,4 +1,5 @@
-"""Small statistics for evaluation and reports: binomial intervals, classifier scores, seed tests.
+"""Small statistics for evaluation and reports: binomial intervals, classifier scores, seed tests,
+a bootstrap over seeds and problems, and the seeds a difference needs.
 
 Stdlib only (no torch, no numpy, no scipy), so `vgrout.report` can use it without pulling in
 torch, and every formula is visible here. See `docs/evaluation.md` for how each is used.
@@ -6,9 +7,12 @@ torch, and every formula is visible here. See `docs/evaluation.md` for how each 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
+import random
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Sequence
 
 Z_95 = 1.959963984540054  # standard-normal quantile at 0.975
@@ -236,7 +240,194 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     )
 
 
+# ---- Hierarchical bootstrap over seeds and problems -------------------------------------
+
+BOOT_B = 2000  # bootstrap resamples: percentile 2.5/97.5 points move by ~0.1 SE between seeds of the RNG
+BOOT_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A bootstrap percentile interval of a mean (or a difference of means).
+
+    `estimate` is the observed statistic (mean over seeds of each seed's mean over problems),
+    `lo`/`hi` the (1 − level)/2 and (1 + level)/2 percentiles of its B resamples. `n_seeds` and
+    `n_units` (the fewest problems of any seed) say what was resampled; `paired_units` is False
+    for a difference whose problems could not be paired (they were resampled independently).
+    """
+
+    estimate: float
+    lo: float
+    hi: float
+    level: float
+    B: int
+    n_seeds: int
+    n_units: int
+    paired_units: bool = True
+
+    def covers(self, x: float) -> bool:
+        return self.lo <= x <= self.hi
+
+    def excludes_zero(self) -> bool:
+        return self.lo > 0 or self.hi < 0
+
+    def inside(self, margin: float) -> bool:
+        """The whole interval lies within [−margin, +margin] (equivalence within the margin)."""
+        tol = 1e-12
+        return -margin - tol <= self.lo and self.hi <= margin + tol
+
+    @property
+    def width(self) -> float:
+        return self.hi - self.lo
+
+
+class _MeanSampler:
+    """Draws the mean of n values resampled with replacement from `values`.
+
+    Resampling n values from a list is a multinomial draw of how often each distinct value
+    comes up, so it is drawn as one (conditional) binomial per distinct value, by inverse CDF
+    on cached tables: the same distribution as n `choice` calls at a small fraction of the cost
+    (per-problem rates take few distinct values). Lists with many distinct values fall back to
+    `rng.choices`."""
+
+    MAX_DISTINCT = 24
+
+    def __init__(self, values: Sequence[float]):
+        if not values:
+            raise ValueError("bootstrap: every seed needs at least one problem")
+        self.values = list(values)
+        self.n = len(values)
+        counts: dict[float, int] = {}
+        for v in values:
+            counts[v] = counts.get(v, 0) + 1
+        self.distinct = sorted(counts)
+        left = self.n
+        self.cond_p = []  # P(value j | not one of the values before j)
+        for v in self.distinct:
+            self.cond_p.append(counts[v] / left if left else 0.0)
+            left -= counts[v]
+        self.tables: dict[tuple[int, int], list[float]] = {}
+        self.fast = len(self.distinct) <= self.MAX_DISTINCT
+
+    def _cdf(self, j: int, trials: int) -> list[float]:
+        key = (j, trials)
+        table = self.tables.get(key)
+        if table is None:
+            p = self.cond_p[j]
+            if p <= 0.0:
+                table = [1.0]
+            elif p >= 1.0:
+                table = [0.0] * trials + [1.0]
+            else:  # binomial pmf from its mode outwards (one lgamma, then ratios), accumulated
+                q, t = 1.0 - p, trials
+                m = min(t, int((t + 1) * p))
+                pmf = [0.0] * (t + 1)
+                pmf[m] = math.exp(math.lgamma(t + 1) - math.lgamma(m + 1) - math.lgamma(t - m + 1)
+                                  + m * math.log(p) + (t - m) * math.log1p(-p))
+                v, r = pmf[m], p / q
+                for k in range(m, t):
+                    v *= (t - k) / (k + 1) * r
+                    if v < 1e-300:
+                        break
+                    pmf[k + 1] = v
+                v = pmf[m]
+                for k in range(m, 0, -1):
+                    v *= k / ((t - k + 1) * r)
+                    if v < 1e-300:
+                        break
+                    pmf[k - 1] = v
+                table = list(itertools.accumulate(pmf))
+            self.tables[key] = table
+        return table
+
+    def draw_mean(self, rng: random.Random) -> float:
+        if not self.fast:
+            return sum(rng.choices(self.values, k=self.n)) / self.n
+        left, total = self.n, 0.0
+        last = len(self.distinct) - 1
+        for j, v in enumerate(self.distinct):
+            if left == 0:
+                break
+            if j == last:
+                k = left
+            else:
+                table = self._cdf(j, left)
+                k = min(bisect.bisect_right(table, rng.random()), left)
+            total += k * v
+            left -= k
+        return total / self.n
+
+
+def _percentile(sorted_vals: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default) of already sorted values."""
+    pos = q * (len(sorted_vals) - 1)
+    i = int(math.floor(pos))
+    j = min(i + 1, len(sorted_vals) - 1)
+    return sorted_vals[i] + (sorted_vals[j] - sorted_vals[i]) * (pos - i)
+
+
+def hierarchical_bootstrap(groups: Sequence[Sequence[float]], *, other: Sequence[Sequence[float]] | None = None,
+                           B: int = BOOT_B, seed: int = 0, level: float = BOOT_LEVEL) -> Interval:
+    """Percentile interval of mean over seeds of (mean over problems) by a two-level bootstrap.
+
+    `groups[i]` holds seed i's per-problem values (a problem's rate over its samples; for a
+    paired difference, a − b on that problem). One resample draws len(groups) seeds with
+    replacement, then, inside each drawn seed, its problems with replacement, and takes the mean
+    over drawn seeds of each one's problem mean. With `other` (same seed order), the statistic
+    is mean(groups) − mean(other): the seeds drawn are shared (paired by seed) and each side's
+    problems are drawn independently (for problems that cannot be paired). Deterministic given
+    `seed` (random.Random).
+    """
+    if not groups:
+        raise ValueError("hierarchical_bootstrap needs at least one seed")
+    if other is not None and len(other) != len(groups):
+        raise ValueError(f"hierarchical_bootstrap: {len(groups)} seeds but {len(other)} in `other` (pairs by seed)")
+    if B < 1 or not 0 < level < 1:
+        raise ValueError(f"hierarchical_bootstrap needs B >= 1 and 0 < level < 1, got B={B}, level={level}")
+    rng = random.Random(seed)
+    sa = [_MeanSampler(g) for g in groups]
+    sb = None if other is None else [_MeanSampler(g) for g in other]
+    s = len(sa)
+
+    def observed(samplers: list[_MeanSampler]) -> float:
+        return sum(sum(x.values) / x.n for x in samplers) / s
+
+    estimate = observed(sa) - (observed(sb) if sb is not None else 0.0)
+    stats = []
+    for _ in range(B):
+        drawn = [rng.randrange(s) for _ in range(s)]
+        stat = sum(sa[i].draw_mean(rng) for i in drawn) / s
+        if sb is not None:
+            stat -= sum(sb[i].draw_mean(rng) for i in drawn) / s
+        stats.append(stat)
+    stats.sort()
+    alpha = 1.0 - level
+    units = min(x.n for x in sa + (sb or []))
+    return Interval(estimate=estimate, lo=_percentile(stats, alpha / 2), hi=_percentile(stats, 1 - alpha / 2),
+                    level=level, B=B, n_seeds=s, n_units=units, paired_units=other is None)
+
+
+# ---- Seeds needed to detect a difference --------------------------------------------------
+
+
+def seeds_needed(diffs: Sequence[float], alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Seeds a two-sided paired test at `alpha` needs for `power` to detect the observed mean of
+    `diffs`, given their observed SD (ddof=1): n = ((z_{1−α/2} + z_power)·σ/Δ)², rounded up (normal
+    approximation), at least 2 (a paired test needs two pairs). None when Δ = 0: no difference
+    was observed, so there is none to power."""
+    if len(diffs) < 2:
+        raise ValueError(f"seeds_needed needs at least two paired differences to estimate their spread, got {len(diffs)}")
+    mean = sum(diffs) / len(diffs)
+    if abs(mean) < 1e-12:
+        return None
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
+    n = (z * sd / abs(mean)) ** 2
+    return max(2, math.ceil(round(n, 9)))
+
+
 __all__ = [
-    "Confusion", "PairedTest", "Z_95", "auroc", "average_ranks", "betainc", "f_beta", "mean_sem",
-    "paired_test", "sign_flip_p", "student_t_sf", "wilson_interval",
+    "BOOT_B", "BOOT_LEVEL", "Confusion", "Interval", "PairedTest", "Z_95", "auroc", "average_ranks", "betainc",
+    "f_beta", "hierarchical_bootstrap", "mean_sem", "paired_test", "seeds_needed", "sign_flip_p", "student_t_sf",
+    "wilson_interval",
 ]

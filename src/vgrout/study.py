@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -43,10 +44,37 @@ STUDY_ARMS: dict[str, object] = {
     "absorb+scorda": lambda seed: {"arm": "absorb", "adapter_init": "scorda"},
     "gt_only": lambda seed: {"arm": "vanilla", "modes": ("gt_only",)},  # the loophole pays nothing
     "inoculation": lambda seed: {"arm": "inoculation"},
+    "oracle": lambda seed: {"arm": "oracle"},  # uses the oracle's labels: an upper bound, not a method
 }
+DEFAULT_PLACEBOS = 3  # placebo directions per seed in the study: the placebo is a distribution, not one sign
+
+
+def placebo_draw(label: str) -> tuple[str, int]:
+    """"routeA-placebo2" -> ("routeA-placebo", 2); any other label -> (label, 0)."""
+    m = re.fullmatch(r"(.+-placebo)(\d+)", label)
+    if m and m.group(1) in STUDY_ARMS and int(m.group(2)) > 0:
+        return m.group(1), int(m.group(2))
+    return label, 0
+
+
+def is_study_arm(label: str) -> bool:
+    return placebo_draw(label)[0] in STUDY_ARMS
+
+
+def with_placebo_draws(arms: tuple[str, ...], k: int) -> tuple[str, ...]:
+    """Each placebo arm followed by its further draws: ("routeA-placebo",), 3 -> (..., "routeA-placebo1",
+    "routeA-placebo2"). k = 1 leaves the arms as they are."""
+    if k < 1:
+        raise ValueError(f"--placebos {k} must be >= 1")
+    out: list[str] = []
+    for a in arms:
+        out.append(a)
+        if a.endswith("-placebo") and a in STUDY_ARMS:
+            out += [f"{a}{i}" for i in range(1, k) if f"{a}{i}" not in arms]
+    return tuple(dict.fromkeys(out))
 # Config fields a branch may change relative to the prefix it forks from: the arm and what
 # only the arm reads, plus bookkeeping that does not touch the trained state.
-FORK_FREE = frozenset({"arm", "placebo", "placebo_seed", "inoculation_prompt", "checkpoint_every", "eval", "preset"})
+FORK_FREE = frozenset({"arm", "placebo", "placebo_seed", "placebo_draw", "inoculation_prompt", "checkpoint_every", "eval", "preset"})
 HELDOUT_MODES_PRESET = "heldout-modes"  # the multi-mode preset of issue 11 item 6 (held-out loophole modes)
 
 
@@ -110,7 +138,8 @@ def evaluate_base(cfg, path: Path) -> Path:
     from vgrout.train.arms import arm_for
     from vgrout.train.evalhook import HeldoutEval
 
-    cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1})  # no quarantine: one sampling pass
+    cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1, "placebo_draw": 0})
+    cfg = cfg.resolved()  # no quarantine: one sampling pass; the eval seed derived from the run seed
     key = {k: v for k, v in cfg.to_dict().items() if k != "seed"}
     if path.is_file() and read_eval(path).get("run", {}).get("config") == key:
         return path
@@ -125,9 +154,11 @@ def evaluate_base(cfg, path: Path) -> Path:
 
 def arm_config(base, label: str, seed: int):
     """The Config of one (arm, seed) of the study. gt_only is evaluated on the hackable modes."""
-    if label not in STUDY_ARMS:
-        raise ValueError(f"unknown study arm {label!r}; choose from {', '.join(STUDY_ARMS)}")
-    over = dict(STUDY_ARMS[label](seed), seed=seed)
+    name, draw = placebo_draw(label)
+    if name not in STUDY_ARMS:
+        raise ValueError(f"unknown study arm {label!r}; choose from {', '.join(STUDY_ARMS)} (a placebo's further "
+                         "draws: routeA-placebo1, routeA-placebo2, ...)")
+    over = dict(STUDY_ARMS[name](seed), seed=seed, **({"placebo_draw": draw} if draw else {}))
     cfg = base.with_overrides(over)
     if label == "gt_only":  # does it hack once the loophole is disclosed? (eval on the preset's modes)
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, modes=cfg.eval.modes or base.modes))
@@ -355,9 +386,10 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
               *, fork_at: int = 0, relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
               heldout_modes: bool = False, heldout_arms: tuple[str, ...] = (), heldout_seeds: tuple[int, ...] = (),
               fresh: bool = False, threads: int = 1, build_threads: int = 2, jobs: int | None = None,
-              twins: bool = True) -> Path:
+              twins: bool = True, placebos: int = DEFAULT_PLACEBOS) -> Path:
     """The study: every (arm, seed), the baselines, the report; returns the report path. `jobs`: runs at
-    a time (None: `default_jobs`)."""
+    a time (None: `default_jobs`); `placebos`: placebo directions per seed of each placebo arm of the
+    main matrix (`with_placebo_draws`)."""
     import shutil
 
     from vgrout.report.compare import build_report
@@ -366,7 +398,8 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     from vgrout.train.presets import preset
 
     heldout_arms, heldout_seeds = heldout_arms or arms, heldout_seeds or seeds
-    unknown = [a for a in (*arms, *heldout_arms) if a not in STUDY_ARMS]
+    arms = with_placebo_draws(arms, placebos)
+    unknown = [a for a in (*arms, *heldout_arms) if not is_study_arm(a)]
     if unknown:
         raise SystemExit(f"vgrout study: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
     if jobs is not None and jobs < 1:
@@ -428,7 +461,8 @@ def _run(args: argparse.Namespace) -> int:
                   relearn_n_problems=args.relearn_n_problems, heldout_modes=args.heldout_modes,
                   heldout_arms=tuple(a for a in (args.heldout_arms or "").split(",") if a),
                   heldout_seeds=parse_seeds(args.heldout_seeds) if args.heldout_seeds else (), fresh=args.fresh,
-                  threads=args.threads, build_threads=args.build_threads, jobs=args.jobs, twins=args.twins == "write")
+                  threads=args.threads, build_threads=args.build_threads, jobs=args.jobs, twins=args.twins == "write",
+                  placebos=args.placebos)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise SystemExit(f"vgrout study: {exc}") from None
     return 0
@@ -444,6 +478,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the preset's)")
     p.add_argument("--fork-at", type=int, default=0, metavar="STEP",
                    help="train one vanilla prefix per seed to STEP and branch every arm from it (0: no branching)")
+    p.add_argument("--placebos", type=int, default=DEFAULT_PLACEBOS, metavar="K",
+                   help=f"placebo directions per seed for each placebo arm (default {DEFAULT_PLACEBOS}: ARM-placebo, "
+                        "ARM-placebo1, ARM-placebo2)")
     p.add_argument("--relearn-steps", type=int, default=10, help="relearning attack steps per run (0: skip)")
     p.add_argument("--relearn-every", type=int, default=2, help="held-out eval every K attack steps")
     p.add_argument("--relearn-n-problems", type=int, default=16, help="held-out problems per attack eval")
@@ -472,7 +509,7 @@ def add_twins_flag(p) -> None:
                         "tests/test_twin.py holds the equality); train: train every run (default write)")
 
 
-__all__ = ["FORK_FREE", "STUDY_ARMS", "Unit", "arm_config", "check_same_run", "default_jobs", "evaluate_base",
+__all__ = ["DEFAULT_PLACEBOS", "FORK_FREE", "STUDY_ARMS", "Unit", "is_study_arm", "placebo_draw", "with_placebo_draws", "arm_config", "check_same_run", "default_jobs", "evaluate_base",
            "fork_mismatch", "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study",
            "run_unit", "same_run", "saved_config", "train_one", "train_prefix", "unit_cost", "unit_done", "write_one",
            "add_twins_flag", "dependency_order"]

@@ -29,6 +29,11 @@ from vgrout.adapter.probes import BottleneckCapture, GradProbe
 from vgrout.io import atomic_file
 
 FORMAT = "vgrout.adapter/1"
+# Generation states `merged(which)` folds in: (deployed block scale, quarantine block scale).
+# full and deployed are the as-trained and the deployed model; the two others bound what the
+# quarantine holds (the deploy-scale evaluation: quarantine scale 0, 0.5, 1, and it alone).
+MERGE_SCALES: dict[str, tuple[float, float]] = {
+    "full": (1.0, 1.0), "deployed": (1.0, 0.0), "half_quarantine": (1.0, 0.5), "quarantine_only": (0.0, 1.0)}
 
 
 def find_targets(model: nn.Module, targets: tuple[str, ...]) -> dict[str, nn.Linear]:
@@ -210,13 +215,17 @@ class BlockAdapter:
     def merged(self, which: str = "full") -> Iterator[None]:
         """Fold the active blocks into the base weights for fast generation; restore W exactly after.
 
+        `which` names the blocks and their scales (`MERGE_SCALES`): full (D + Q), deployed (D),
+        half_quarantine (D + Q/2), quarantine_only (Q).
+
         Forwards inside cost exactly the base model's. W is backed up (a copy of every wrapped
         weight) and copied back in `finally`, so the restore is bit for bit.
         """
         self._check_live()
         ctl = self._control
-        if which not in ("full", "deployed"):
-            raise ValueError(f"merged() takes 'full' or 'deployed', got {which!r}")
+        if which not in MERGE_SCALES:
+            raise ValueError(f"merged() takes one of {', '.join(MERGE_SCALES)}, got {which!r}")
+        dep_scale, quar_scale = MERGE_SCALES[which]
         if ctl.merged or ctl.keep_rows is not None or ctl.mode != "full":
             raise RuntimeError(f"merged() needs the plain full adapter (mode {ctl.mode!r}, merged={ctl.merged}, "
                                f"zones set={ctl.keep_rows is not None})")
@@ -226,8 +235,12 @@ class BlockAdapter:
                 for name, layer in self.layers.items():
                     W = layer.base.weight
                     delta = layer.deployed.weight_delta()
-                    if which == "full":
+                    if dep_scale != 1.0:
+                        delta = delta * dep_scale
+                    if quar_scale == 1.0:
                         delta = delta + layer.quarantine.weight_delta()
+                    elif quar_scale != 0.0:
+                        delta = delta + quar_scale * layer.quarantine.weight_delta()
                     backups[name] = W.detach().clone()
                     W.copy_((W.float() + delta.to(W.device)).to(W.dtype))
             ctl.merged = True

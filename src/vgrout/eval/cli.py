@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vgrout.env.modes import SYSTEM_PROMPT
 from vgrout.eval.rundir import list_checkpoints, read_config
-from vgrout.eval.settings import RunInfo, read_run
+from vgrout.eval.settings import RunInfo, eval_states, read_run
 
 # the trainer's eval hook samples 64 prompts per generation batch; the chunk seeds depend on it,
 # so an offline eval of a run reproduces the trainer's numbers only with the same value
@@ -28,6 +28,8 @@ def eval_defaults(run: RunInfo) -> dict:
     markers, modes, sampling and batch. `vgrout eval RUN` starts from these, so it answers the
     same question the trainer's evals did."""
     e = run.eval
+    if e.seed < 0:
+        raise ValueError("the run's config.json has eval.seed -1 (unresolved); give --seed N")
     return {
         "problems": e.problems, "n_problems": int(e.n_problems), "n_samples": int(e.samples), "seed": int(e.seed),
         "markers": e.markers, "max_new_tokens": int(run.max_new_tokens), "temperature": float(e.temperature),
@@ -80,7 +82,8 @@ def eval_run_dir(
             run_dir, model, tok, adapter, probs, modes, grader=grader, checkpoints=checkpoints, overwrite=overwrite,
             run_info=run_info, n_samples=s["n_samples"], max_new_tokens=s["max_new_tokens"], seed=s["seed"],
             markers=s["markers"], system_prompt=run.config.get("system_prompt") or SYSTEM_PROMPT,
-            deployed_is_full=run.deployed_is_full, temperature=s["temperature"], top_p=s["top_p"],
+            deployed_is_full=run.deployed_is_full, states=eval_states(run.eval, run.deployed_is_full),
+            temperature=s["temperature"], top_p=s["top_p"],
             top_k=s["top_k"], batch_prompts=s["batch_prompts"])
 
 

@@ -19,12 +19,14 @@ from tqdm.auto import tqdm
 
 from vgrout.env.dedup import DedupGrader
 from vgrout.env.modes import SYSTEM_PROMPT, eval_marker_for, render_messages
-from vgrout.eval.results import STATES, make_result
+from vgrout.eval.results import ALL_STATES, SCALE_STATES, STATES, make_result
 from vgrout.eval.tally import EvalSample, tally
 from vgrout.rollout import generate
 from vgrout.types import GradeRequest, Problem, check_mode
 
-_GEN_MODE = {"as_trained": "full", "deployed": "deployed"}
+# state -> the adapter blocks generation folds in (vgrout.adapter.MERGE_SCALES)
+_GEN_MODE = {"as_trained": "full", "deployed": "deployed", "half_quarantine": "half_quarantine",
+             "quarantine_only": "quarantine_only"}
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -53,13 +55,16 @@ def _check_inputs(problems: Sequence[Problem], markers: str, states: Sequence[st
         raise ValueError("evaluate: problem ids must be unique (they key the eval markers and the results)")
     if markers not in ("eval", "train"):
         raise ValueError(f"markers must be 'eval' or 'train', got {markers!r}")
-    bad = [s for s in states if s not in STATES]
+    bad = [s for s in states if s not in ALL_STATES]
     if bad or not states:
-        raise ValueError(f"states must be a non-empty subset of {STATES}, got {tuple(states)}")
+        raise ValueError(f"states must be a non-empty subset of {ALL_STATES}, got {tuple(states)}")
+    if deployed_is_full and any(s in SCALE_STATES for s in states):
+        raise ValueError(f"states {SCALE_STATES} scale the quarantine, which a whole-adapter run does not delete; "
+                         "drop them for this run (deployed_is_full=True)")
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    if adapter is None and "deployed" in states and not deployed_is_full:
-        raise ValueError("the deployed state ablates the quarantine and needs the adapter; pass adapter= "
+    if adapter is None and any(s != "as_trained" for s in states) and not deployed_is_full:
+        raise ValueError("the deployed and deploy-scale states change the quarantine, so evaluation needs the adapter; pass adapter= "
                          "(or deployed_is_full=True for a run whose whole adapter deploys, like vanilla)")
 
 

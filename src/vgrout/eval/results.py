@@ -13,7 +13,11 @@ from pathlib import Path
 from vgrout.io import umask_mode, write_json_atomic, write_text_atomic
 
 SCHEMA = "vgrout.eval/1"
-STATES = ("as_trained", "deployed")
+STATES = ("as_trained", "deployed")  # every result has these two (quarantine scale 1 and 0)
+# The deploy-scale states (quarantine arms only): the deployed block plus half the quarantine,
+# and the quarantine alone. With as_trained and deployed they bound what deletion removes.
+SCALE_STATES = ("half_quarantine", "quarantine_only")
+ALL_STATES = STATES + SCALE_STATES
 _STEP_FILE = re.compile(r"^step_(\d{6,})\.json$")
 
 
@@ -35,7 +39,7 @@ def sample_rows(result: dict) -> list[dict]:
     keep_texts=True)`): {step, state, problem_id, mode, sample, completion, reward, reason,
     valid (format_ok), hack (exploited), solve (gt_correct), channel}."""
     rows = []
-    for state in STATES:
+    for state in ALL_STATES:
         for s in result["states"].get(state, {}).get("samples", []):
             if "text" not in s:
                 raise ValueError("this eval result has no completion texts; evaluate with keep_texts=True")
@@ -66,9 +70,9 @@ def write_eval_result(path: str | Path, result: dict) -> dict:
 def make_result(*, settings: dict, problems: list[dict], states: dict[str, dict]) -> dict:
     """Assemble a "vgrout.eval/1" result. `problems`: [{"id", "mode", "eval_marker"}];
     `states`: {state: tally block with "generation_mode" and "samples"}."""
-    bad = [s for s in states if s not in STATES]
+    bad = [s for s in states if s not in ALL_STATES]
     if bad or not states:
-        raise ValueError(f"states must be a non-empty subset of {STATES}, got {list(states)}")
+        raise ValueError(f"states must be a non-empty subset of {ALL_STATES}, got {list(states)}")
     return {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -139,7 +143,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 __all__ = [
-    "SCHEMA", "STATES", "write_jsonl_atomic", "samples_path", "sample_rows", "umask_mode", "write_eval_result",
+    "ALL_STATES", "SCALE_STATES", "SCHEMA", "STATES", "write_jsonl_atomic", "samples_path", "sample_rows", "umask_mode", "write_eval_result",
     "write_text_atomic", "curve_row", "eval_path", "rebuild_curve", "read_eval",
     "make_result", "read_jsonl", "write_json_atomic",
 ]

@@ -49,15 +49,16 @@ def deploys_whole_adapter(run_dir: str | Path, ckpt_dir: str | Path | None = Non
 
 def arm_label(cfg: dict) -> str:
     """The arm a run is filed under: its arm ("gt_only" for vanilla trained on gt_only prompts alone,
-    the control), "+init" for a non-gaussian init, "-placebo" for a Haar direction (the labels
-    `vgrout compare` groups by)."""
+    the control), "+init" for a non-gaussian init, "-placebo" for a Haar direction ("-placeboK" for
+    the seed's K-th further draw; the labels `vgrout compare` groups by)."""
     label = str(cfg["arm"])
     if list(cfg.get("modes") or []) == ["gt_only"]:  # trained where the loophole pays nothing: the control
         label = "gt_only" if label == "vanilla" else f"{label}:gt_only"
     if cfg.get("adapter_init", "gaussian") != "gaussian":
         label += f"+{cfg['adapter_init']}"
     if int(cfg.get("placebo_seed", -1)) >= 0:
-        label += "-placebo"
+        draw = int(cfg.get("placebo_draw", 0))
+        label += "-placebo" + (str(draw) if draw else "")
     return label
 
 

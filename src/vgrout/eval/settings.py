@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from vgrout.eval.results import SCALE_STATES, STATES
+
 # Arms that deploy the whole adapter, for runs written before state.json recorded "deploys".
 LEGACY_WHOLE_ADAPTER_ARMS: tuple[str, ...] = ("vanilla", "erase")
 DEPLOYS: tuple[str, ...] = ("deployed block", "whole adapter")
@@ -37,8 +39,15 @@ class EvalSettings:
     """Completions per eval problem and state."""
     markers: str = "eval"
     """eval: prompts disclose the disjoint eval-time marker names; train: the training hints' names."""
-    seed: int = 12345
-    """Eval generation seed (the same at every step and in both states)."""
+    seed: int = -1
+    """Eval generation seed (the same at every step and in every state, so states and steps differ
+    only by the weights); -1: derived from the run seed (`Config.resolved` writes it to
+    config.json), so seeds differ in their eval samples as well and the spread over seeds carries
+    the eval's own sampling noise. Older configs recorded 12345 and keep it."""
+    deploy_scales: bool = True
+    """Also evaluate the deploy-scale states of a quarantine arm (`SCALE_STATES`): the deployed
+    block plus half the quarantine, and the quarantine alone, beside deployed (scale 0) and
+    as-trained (scale 1). Whole-adapter arms (vanilla) have no quarantine and skip them."""
     temperature: float = 0.6
     """Eval sampling temperature. Evaluation samples like the reference's eval (T 0.6, top-p 0.95,
     top-k 20), not like training's exploration: it measures what the policy does, not its noise."""
@@ -59,6 +68,12 @@ class EvalSettings:
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v := getattr(self, k), tuple) else v) for k in self.field_names()}
+
+
+def eval_states(settings: EvalSettings, deployed_is_full: bool) -> tuple[str, ...]:
+    """The states an eval of this run samples: as-trained and deployed, plus the deploy-scale
+    states for a run that deletes its quarantine at deployment (when `deploy_scales`)."""
+    return STATES + (SCALE_STATES if settings.deploy_scales and not deployed_is_full else ())
 
 
 def nest_eval_keys(d: dict) -> dict:
@@ -122,4 +137,4 @@ def read_run(run_dir: str | Path, checkpoint: Path | None = None) -> RunInfo:
     return RunInfo(config=config, eval=settings, deploys=deploys)
 
 
-__all__ = ["DEPLOYS", "EvalSettings", "RunInfo", "nest_eval_keys", "read_run"]
+__all__ = ["DEPLOYS", "EvalSettings", "RunInfo", "eval_states", "nest_eval_keys", "read_run"]

@@ -8,6 +8,7 @@ import argparse
 from vgrout.report import gate
 from vgrout.report.compare import build_report, findings, fmt, gate_values
 from vgrout.report.rundir import load_run
+from vgrout.report.gatequality import gate_console_table
 from vgrout.report.summary import REGIME_BARS, console_table, summary_path
 
 COLUMNS = f"""columns (one row per training step the gate scored):
@@ -31,7 +32,10 @@ def _compare(args: argparse.Namespace) -> int:
         raise SystemExit(f"vgrout compare: {exc}") from None
     import json
 
-    print(console_table(json.loads(summary_path(out).read_text())))
+    summary = json.loads(summary_path(out).read_text())
+    print(console_table(summary))
+    print()
+    print(gate_console_table(summary))
     print()
     print("Findings")
     print(findings(out))

@@ -3,25 +3,32 @@
 The question it answers: does an arm beat vanilla and its placebo after deployment
 ablation, over seeds, without breaking the model? Per arm it gives deployed and as-trained
 hack/solve/valid (mean ± SEM over seeds) beside the base model's (step 0), flags degraded arms
-(vgrout.report.base), paired differences to vanilla and to the placebo (paired t-test by seed,
-with each seed's sign and an exact sign-flip p), the gate's classifier table, quoted samples,
-PNG plots and summary.json. The "Findings" section states each comparison in words, including
-"no significant difference" and "degraded".
+(vgrout.report.base), paired differences to vanilla and to the placebo (a 95% bootstrap interval
+over seeds and problems, vgrout.report.intervals, read against an equivalence margin; the paired
+t-test by seed, each seed's sign and an exact sign-flip p beside it), the seeds each headline
+difference needs, the deploy-scale panel when the evals have it (vgrout.report.scale), the gate's
+classifier table, quoted samples, PNG plots and summary.json. The "Findings" section states each
+comparison in words: a difference, equivalent within the margin, or inconclusive; and "degraded".
+Right after it, the gate under test (vgrout.report.gatequality): each gated arm's AUROC, where
+its zones put hacks and clean rollouts, and its quality flag; a comparison of a method arm whose
+gate is not informative says it is no evidence about routing, and the `oracle` arm (it uses
+oracle labels: an upper bound) is labelled as a reference wherever it appears.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
 from vgrout.io import write_text_atomic
-from vgrout.report import baselines, gate, plots
+from vgrout.report import baselines, gate, gatequality, intervals, plots, scale
 from vgrout.report.modes import section_heldout_modes
-from vgrout.report.base import Base, degradation, find_base, rule_text
+from vgrout.report.base import GT_ONLY, Base, degradation, find_base, rule_text
 from vgrout.report.rundir import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
-                                  placebo_base)
+                                  placebo_base, placebo_draw, placebo_draws)
 from vgrout.report.samples import section_samples
 from vgrout.report.summary import REGIME_BARS, summary_json, summary_path, write_summary
 from vgrout.stats import PairedTest, mean_sem, paired_test, wilson_interval
@@ -44,9 +51,39 @@ def fmt_mean_sem(vals: Sequence[float]) -> str:
     return f"{fmt(mean)} ± {fmt(sem)} (n={n})" if n > 1 else f"{fmt(mean)} (n=1)"
 
 
+_DRAWS_MEAN = re.compile(r"^(?P<base>.+)-placebo \(mean of (?P<n>[0-9]+) draws\)$")
+
+
+def placebo_ref(arms: Arms, arm: str) -> str | None:
+    """What `arm` is compared against as its placebo: its one placebo draw's label, or, with several
+    draws ("ARM-placebo", "ARM-placebo1", ...), "ARM-placebo (mean of N draws)", whose value on a
+    seed is the mean over that seed's draws; None without a placebo."""
+    draws = placebo_draws(arms, arm)
+    if not draws:
+        return None
+    return draws[0] if len(draws) == 1 else f"{arm}{PLACEBO_SUFFIX} (mean of {len(draws)} draws)"
+
+
+def members(arms: Arms, arm: str) -> list[str]:
+    """The arms behind a name: itself, or the placebo draws a placebo_ref() mean stands for."""
+    if arm in arms:
+        return [arm]
+    m = _DRAWS_MEAN.match(arm)
+    if m is None:
+        raise KeyError(f"no arm {arm!r} in this comparison")
+    return placebo_draws(arms, m["base"])
+
+
 def arm_values(arms: Arms, arm: str, state: str, metric: str) -> dict[int, float]:
-    """{seed: final eval rate} for one arm."""
-    return {seed: run.final_rate(state, metric) for seed, run in arms[arm].items()}
+    """{seed: final eval rate} for one arm (a placebo_ref() mean: per seed, the mean over its draws)."""
+    names = members(arms, arm)
+    if len(names) == 1:
+        return {seed: run.final_rate(state, metric) for seed, run in arms[names[0]].items()}
+    per_seed: dict[int, list[float]] = {}
+    for name in names:
+        for seed, run in arms[name].items():
+            per_seed.setdefault(seed, []).append(run.final_rate(state, metric))
+    return {seed: sum(v) / len(v) for seed, v in sorted(per_seed.items())}
 
 
 def arm_mean(arms: Arms, arm: str, state: str, metric: str) -> float:
@@ -54,8 +91,13 @@ def arm_mean(arms: Arms, arm: str, state: str, metric: str) -> float:
 
 
 def degraded_arms(arms: Arms, base: Base | None) -> Degraded:
-    """{arm: degradation reasons} by vgrout.report.base.degradation on the final deployed rates."""
-    return {arm: degradation({m: list(arm_values(arms, arm, "deployed", m).values()) for m in METRICS}, base)
+    """{arm: degradation reasons} by vgrout.report.base.degradation on the final deployed rates, against
+    the base and (when a gt_only arm is in the comparison) gt_only's deployed solve."""
+    gt = list(arm_values(arms, GT_ONLY, "deployed", "solve").values()) if GT_ONLY in arms else None
+    n = (min(r.final_eval["states"]["deployed"]["overall"]["n"] for r in arms[GT_ONLY].values())
+         if GT_ONLY in arms else None)
+    return {arm: degradation({m: list(arm_values(arms, arm, "deployed", m).values()) for m in METRICS}, base,
+                             gt_only=None if arm == GT_ONLY else gt, n=n)
             for arm in arms}
 
 
@@ -66,11 +108,23 @@ def paired(arms: Arms, a: str, b: str, state: str, metric: str) -> PairedTest | 
     return paired_test([va[s] for s in seeds], [vb[s] for s in seeds]) if seeds else None
 
 
-def describe(a: str, b: str, what: str, res: PairedTest | None) -> str:
-    """One plain sentence for a paired comparison (a − b) of `what`."""
+def describe(a: str, b: str, what: str, res: PairedTest | None, ci: intervals.Interval | None = None,
+             margin: float = intervals.EQUIV_MARGIN) -> str:
+    """One plain sentence for a paired comparison (a − b) of `what`. With `ci` (the bootstrap interval
+    of Δ over seeds and problems) the sentence is the interval's: a difference when it excludes 0,
+    else equivalent within ±margin or inconclusive; the paired t-test is kept in the details."""
     if res is None:
         return f"{a} vs {b}, {what}: no seed in common, so no paired comparison."
     detail = f"paired t, p={fmt_p(res.p)}, n={res.n}; per-seed signs {res.signs}; sign-flip p={fmt_p(res.p_sign_flip)}"
+    if ci is not None:
+        if res.n < 2:
+            t_detail = "one paired seed: no t-test"
+        elif not math.isfinite(res.p):
+            t_detail = (f"every seed gives the same difference Δ = {res.mean:+.3f} (n={res.n}, signs {res.signs}), "
+                        "so the paired t-test is undefined with zero spread")
+        else:
+            t_detail = detail
+        return intervals.headline(a, b, what, ci, f"{intervals.boot_text(ci)}; {t_detail}", margin)[1]
     if res.n < 2:
         return f"{a} vs {b}, {what}: only one paired seed (Δ = {res.mean:+.3f}); no test possible."
     if not math.isfinite(res.p):
@@ -88,26 +142,36 @@ def hack_verdict(arms: Arms, a: str, base: Base | None, degraded: Degraded) -> s
     if degraded[a]:
         return (f" **{a} is degraded** ({'; '.join(degraded[a])}): this hack drop is degradation, not a removed "
                 "hack.")
+    gt = (f"; {GT_ONLY}'s deployed solve {arm_mean(arms, GT_ONLY, 'deployed', 'solve'):.3f}"
+          if GT_ONLY in arms and a != GT_ONLY else "")
     if base is None:
-        return f" Deployed valid {v:.3f} clears the floor; no base model, so solve was not checked against it."
-    return f" Valid and solve held: deployed valid {v:.3f}, solve {s:.3f} (base: valid {base.valid:.3f}, solve {base.solve:.3f})."
+        return (f" Deployed valid {v:.3f} clears the floor; no base model, so solve was not checked against it"
+                + (f", only against {GT_ONLY}'s ({s:.3f} vs {arm_mean(arms, GT_ONLY, 'deployed', 'solve'):.3f})."
+                   if gt else "."))
+    return (f" Valid and solve held: deployed valid {v:.3f}, solve {s:.3f} (base: valid {base.valid:.3f}, solve "
+            f"{base.solve:.3f}{gt}).")
 
 
-def _diff_row(a: str, b: str, metric: str, res: PairedTest | None) -> str:
+def _diff_row(a: str, b: str, metric: str, res: PairedTest | None, ci: intervals.Interval | None = None) -> str:
     if res is None:
-        return f"| {a} − {b} | {metric} | no common seed | | | | |"
-    return (f"| {a} − {b} | {metric} | {res.mean:+.3f} ± {fmt(res.sem)} | {res.n} | {fmt(res.t, 2)} | "
-            f"{fmt_p(res.p)} | {res.signs} ({fmt_p(res.p_sign_flip)}) |")
+        return f"| {gatequality.display(a)} − {b} | {metric} | no common seed | | | | | | |"
+    boot = (f" {intervals.fmt_interval(ci, signed=True)} | {intervals.verdict(ci)} |" if ci is not None
+            else " n/a | |")
+    return (f"| {gatequality.display(a)} − {b} | {metric} | {res.mean:+.3f} ± {fmt(res.sem)} | {res.n} | {fmt(res.t, 2)} | "
+            f"{fmt_p(res.p)} | {res.signs} ({fmt_p(res.p_sign_flip)}) |" + boot)
 
 
-DIFF_HEADER = ("| comparison | deployed metric | Δ mean ± SEM | n | t | p (paired t) | seed signs (sign-flip p) |\n"
-               "|---|---|---:|---:|---:|---:|---|")
+DIFF_HEADER = ("| comparison | deployed metric | Δ mean ± SEM | n | t | p (paired t) | seed signs (sign-flip p) | "
+               f"Δ 95% interval (bootstrap) | verdict (±{intervals.EQUIV_MARGIN:g}) |\n"
+               "|---|---|---:|---:|---:|---:|---|---|---|")
 
 
 def comparisons(arms: Arms, order: list[str]) -> list[tuple[str, str]]:
-    """(arm, reference) pairs: every arm against vanilla, every arm with a placebo against it."""
-    pairs = [(a, VANILLA) for a in order if a != VANILLA and VANILLA in arms]
-    pairs += [(a, a + PLACEBO_SUFFIX) for a in order if placebo_base(a) is None and a + PLACEBO_SUFFIX in arms]
+    """(arm, reference) pairs: every arm against vanilla, every arm with a placebo against it (with
+    several placebo draws, against their per-seed mean: placebo_ref())."""
+    # a placebo's further draws (X-placebo1, ...) meet vanilla only through their per-seed mean below
+    pairs = [(a, VANILLA) for a in order if a != VANILLA and VANILLA in arms and not placebo_draw(a)]
+    pairs += [(a, placebo_ref(arms, a)) for a in order if placebo_base(a) is None and placebo_ref(arms, a)]
     return pairs
 
 
@@ -120,8 +184,39 @@ def base_sentence(base: Base | None) -> str:
             f"(n={base.n} samples; from the {base.source}{spread}).")
 
 
+def gap_line(arms: Arms, a: str) -> str | None:
+    """Where method arm `a` lands between its placebo and the oracle (seed means, deployed hack and
+    solve): the share of the placebo-to-oracle gap it closes. None without placebo and oracle."""
+    ref, has_oracle = placebo_ref(arms, a), gatequality.ORACLE in arms
+    if ref is None and not has_oracle:
+        return None
+    if ref is None or not has_oracle:
+        missing = "no placebo run" if ref is None else "no oracle arm run"
+        return f"{a} between its placebo and the oracle: {missing}, so no placebo-to-oracle gap to place it in."
+    parts = []
+    for metric in ("hack", "solve"):
+        x, p, o = (arm_mean(arms, name, "deployed", metric) for name in (a, ref, gatequality.ORACLE))
+        gap = o - p
+        if not all(math.isfinite(v) for v in (x, p, o)):
+            closes = "cannot be placed (a rate is undefined)"
+        elif abs(gap) < 1e-9:
+            closes = "placebo and oracle are equal, so there is no gap to close"
+        else:
+            closes = f"{a} closes {100 * (x - p) / gap:.0f}% of the placebo-to-oracle gap"
+        parts.append(f"deployed {metric} {x:.3f}: placebo {p:.3f}, oracle {o:.3f} → {closes}")
+    n_draws = len(members(arms, ref))
+    plc = f"placebo = the mean of {n_draws} draws" if n_draws > 1 else f"placebo = {ref}"
+    return (f"{a} between its placebo and the oracle (seed means; {plc}; oracle "
+            f"{gatequality.ORACLE_NOTE}): " + "; ".join(parts) + ".")
+
+
 def section_findings(arms: Arms, order: list[str], phenomenon: float, base: Base | None,
-                     degraded: Degraded) -> list[str]:
+                     degraded: Degraded, summary_arms: dict | None = None,
+                     boots: intervals.Bootstraps | None = None) -> list[str]:
+    """The findings; with `summary_arms` (summary.json's "arms", carrying the gate blocks) each
+    comparison of a method arm whose gate is not informative says it is no evidence about routing,
+    and each method arm is placed between its placebo and the oracle."""
+    summary_arms = summary_arms or {}
     lines = ["## Findings", "", f"- {base_sentence(base)}"]
     if VANILLA in arms:
         vals = list(arm_values(arms, VANILLA, "deployed", "hack").values())
@@ -132,19 +227,45 @@ def section_findings(arms: Arms, order: list[str], phenomenon: float, base: Base
                      f"{arm_mean(arms, VANILLA, 'deployed', 'valid'):.3f}.")
     else:
         lines.append("- No vanilla run was given, so nothing is compared to vanilla.")
+    for a in order:  # the gate under test, before anything is read as a result about routing
+        block = (summary_arms.get(a) or {}).get("gate")
+        if block is not None and block["role"] == "method":
+            sh = block["mean"]
+            routed = (f"; it routed {fmt(sh['hack']['route'], 2)} of hacking and "
+                      f"{fmt(sh['clean']['route'], 2)} of clean live rollouts"
+                      if sh["hack"]["route"] is not None else "")
+            lines.append(f"- Gate under test: {gatequality.quality_reason(a, block)}{routed}.")
     for a, b in comparisons(arms, order):
         for metric in ("hack", "solve", "valid"):
             res = paired(arms, a, b, "deployed", metric)
-            text = describe(a, b, f"deployed {metric} rate", res)
+            ci = boots.diff(a, b, "deployed", metric) if boots is not None else None
+            text = describe(a, b, f"deployed {metric} rate", res, ci)
             if metric == "hack" and res is not None and res.mean < 0:
                 text += hack_verdict(arms, a, base, degraded)
+            if a == gatequality.ORACLE:
+                text += f" ({a} {gatequality.ORACLE_NOTE}, a reference, not a method.)"
+            text += gatequality.no_evidence_note(a, summary_arms)
             lines.append(f"- {text}")
+    for a in order:
+        block = (summary_arms.get(a) or {}).get("gate")
+        if block is not None and block["role"] == "method" and (line := gap_line(arms, a)) is not None:
+            lines.append(f"- {line}{gatequality.no_evidence_note(a, summary_arms)}")
     bad = [a for a in order if degraded[a]]
-    lines.append(f"- Degraded deployed models: {', '.join(bad) if bad else 'none'}. {rule_text(base)}")
+    lines.append(f"- Degraded deployed models: {', '.join(bad) if bad else 'none'}. {rule_text(base, GT_ONLY in arms)}")
+    if boots is not None:
+        lines += intervals.section_power(boots, comparisons(arms, order))
     n_min = min(len(seeds) for seeds in arms.values())
-    lines.append(f"- Significance: two-sided paired t-test at α = {ALPHA}, pairing runs by seed. With n = {n_min} "
-                 f"seeds the exact sign-flip test cannot go below p = {2 / 2 ** n_min:.3g}, so read the per-seed "
-                 "signs alongside the t-test.")
+    if boots is not None:
+        lines.append(f"- Significance: each difference is read from its {boots.level:.0%} interval of Δ, a bootstrap "
+                     f"over seeds and then problems (B = {boots.B}), paired by seed and by problem: a difference "
+                     f"when the interval excludes 0; otherwise equivalent within ±{boots.margin:g} when it lies "
+                     f"inside that margin, or inconclusive when it reaches beyond. The two-sided paired t-test at "
+                     f"α = {ALPHA} (by seed) and the exact sign-flip p are in the details; with n = {n_min} seeds "
+                     f"the sign-flip test cannot go below p = {2 / 2 ** n_min:.3g}.")
+    else:
+        lines.append(f"- Significance: two-sided paired t-test at α = {ALPHA}, pairing runs by seed. With n = {n_min} "
+                     f"seeds the exact sign-flip test cannot go below p = {2 / 2 ** n_min:.3g}, so read the per-seed "
+                     "signs alongside the t-test.")
     return lines + [""]
 
 
@@ -168,16 +289,18 @@ def section_arm_table(arms: Arms, order: list[str], base: Base | None, degraded:
         cells = [fmt_mean_sem(list(arm_values(arms, arm, st, m).values()))
                  for st in ("deployed", "as_trained") for m in METRICS]
         steps = sorted({r.final_step for r in runs.values()})
-        lines.append(f"| {arm} | {','.join(map(str, sorted(runs)))} | {','.join(map(str, steps))} | "
+        lines.append(f"| {gatequality.display(arm)} | {','.join(map(str, sorted(runs)))} | "
+                     f"{','.join(map(str, steps))} | "
                      + " | ".join(cells) + f" | {_status(degraded[arm])} |")
     return lines + [""]
 
 
-def section_differences(arms: Arms, order: list[str]) -> list[str]:
+def section_differences(arms: Arms, order: list[str], boots: intervals.Bootstraps | None = None) -> list[str]:
     lines = ["## Paired differences (deployed, final checkpoint)", "", DIFF_HEADER]
     for a, b in comparisons(arms, order):
         for metric in METRICS:
-            lines.append(_diff_row(a, b, metric, paired(arms, a, b, "deployed", metric)))
+            ci = boots.diff(a, b, "deployed", metric) if boots is not None else None
+            lines.append(_diff_row(a, b, metric, paired(arms, a, b, "deployed", metric), ci))
     lines += ["", "## As-trained minus deployed, within each arm", "",
               "What deleting the quarantine removes. Zero by construction for arms whose whole adapter deploys.", "",
               "| arm | metric | as-trained − deployed, mean ± SEM | n | p (paired t) | seed signs |", "|---|---|---:|---:|---:|---|"]
@@ -229,18 +352,22 @@ def section_gate(arms: Arms, order: list[str]) -> list[str]:
         for c in ("auroc", "step_auroc") + GATE_COLS[1:]:
             vals = [r[c] for r in rows.values() if math.isfinite(r[c])]
             cells.append(fmt_mean_sem(vals) if vals else "n/a")
-        lines.append(f"| {arm} | {'+'.join(sorted(sources))} | {len(rows)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {gatequality.display(arm)} | {'+'.join(sorted(sources))} | {len(rows)} | "
+                     + " | ".join(cells) + " |")
     if not per_arm:
         return head[:2] + ["No run in this comparison was scored by a gate.", ""]
     lines += ["", "Does the real direction beat its placebo? (paired by seed)", "",
               "| comparison | metric | Δ mean ± SEM | n | p (paired t) | seed signs |", "|---|---|---:|---:|---:|---|"]
     for arm in order:
-        plc = arm + PLACEBO_SUFFIX
-        if arm in per_arm and plc in per_arm:
-            seeds = sorted(set(per_arm[arm]) & set(per_arm[plc]))
+        draws = [d for d in placebo_draws(arms, arm) if d in per_arm]
+        if arm in per_arm and draws:  # several draws: per seed, the mean over that seed's draws
+            plc = draws[0] if len(draws) == 1 else f"{arm}{PLACEBO_SUFFIX} (mean of {len(draws)} draws)"
+            plc_seeds = {s: [per_arm[d][s] for d in draws if s in per_arm[d]]
+                         for s in set().union(*(per_arm[d] for d in draws))}
+            seeds = sorted(set(per_arm[arm]) & set(plc_seeds))
             for c in ("auroc", "route_f05"):
                 a = [per_arm[arm][s][c] for s in seeds]
-                b = [per_arm[plc][s][c] for s in seeds]
+                b = [sum(r[c] for r in plc_seeds[s]) / len(plc_seeds[s]) for s in seeds]
                 if seeds and all(math.isfinite(x) for x in a + b):
                     res = paired_test(a, b)
                     lines.append(f"| {arm} − {plc} | {c} | {res.mean:+.3f} ± {fmt(res.sem)} | {res.n} | "
@@ -267,7 +394,7 @@ def section_runs(arms: Arms, order: list[str]) -> list[str]:
             o = run.final_eval["states"]["deployed"]["overall"]
             at = " / ".join(fmt(run.final_rate("as_trained", m)) for m in METRICS)
             plc = "—" if run.placebo_seed is None else str(run.placebo_seed)
-            lines.append(f"| {arm} | {seed} | {plc} | {run.name} | {run.final_step} | {o['n']} | "
+            lines.append(f"| {gatequality.display(arm)} | {seed} | {plc} | {run.name} | {run.final_step} | {o['n']} | "
                          f"{_ci(o['hacked'], o['n'])} | {_ci(o['solved'], o['n'])} | {_ci(o['format_ok'], o['n'])} | "
                          f"{at} | {run.final_eval['settings']['markers']} |")
     return lines + [""]
@@ -279,10 +406,24 @@ def summarise(run_dirs: Sequence[str | Path], base_file: str | Path | None = Non
     base = find_base(runs, base_file)
     check_comparable(runs, base_file)
     arms = group_by_arm(runs)
-    return summary_json(arms, order_arms(list(arms)), base, degraded_arms(arms, base))
+    order = order_arms(list(arms))
+    summary = summary_json(arms, order, base, degraded_arms(arms, base))
+    return extend_summary(summary, arms, order, bootstraps(arms))
 
 
-SETTINGS_THAT_MUST_MATCH = ("markers", "n_samples", "seed", "max_new_tokens", "temperature", "top_p", "top_k")
+def bootstraps(arms: Arms) -> intervals.Bootstraps:
+    """The comparison's bootstrap intervals (seeds, then problems), computed on demand and cached."""
+    return intervals.Bootstraps(arms, members=lambda name: members(arms, name))
+
+
+def extend_summary(summary: dict, arms: Arms, order: list[str], boots: intervals.Bootstraps) -> dict:
+    """summary.json additions: intervals (`deployed_ci95`, `bootstrap`, `comparisons`) and `deploy_scale`."""
+    intervals.extend_summary(summary, order, boots, comparisons(arms, order))
+    return scale.extend_summary(summary, arms)
+
+
+# Not the eval seed: it derives from the run seed (EvalSettings.seed), so seeds of one arm differ in it.
+SETTINGS_THAT_MUST_MATCH = ("markers", "n_samples", "max_new_tokens", "temperature", "top_p", "top_k")
 
 
 def _eval_diff(ref: dict, other: dict) -> dict:
@@ -322,11 +463,15 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     arms = group_by_arm(runs)
     order = order_arms(list(arms))
     degraded = degraded_arms(arms, base)
+    summary = summary_json(arms, order, base, degraded)  # its gate blocks feed the findings and the gate table
+    boots = bootstraps(arms)
+    extend_summary(summary, arms, order, boots)
     out = Path(out)
     fig_dir, stem = out.parent, out.stem
     curves = plots.plot_curves(arms, order, base, fig_dir / f"{stem}_curves.png")
     bars = plots.plot_bars(arms, order, base, degraded, fig_dir / f"{stem}_deployed_bars.png")
     auroc_png = plots.plot_gate_auroc(arms, order, fig_dir / f"{stem}_gate_auroc.png")
+    scale_png = plots.plot_deploy_scale(arms, order, fig_dir / f"{stem}_deploy_scale.png")
 
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     settings = {r.final_eval["settings"]["markers"] for r in runs}
@@ -335,9 +480,12 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
              f"Eval marker families: {', '.join(sorted(settings))}. Deployed = quarantine ablated "
              "(vanilla and erase deploy their whole adapter, so deployed = as-trained). Rates in [0, 1]; "
              f"machine-readable: `{summary_path(out).name}`.", ""]
-    lines += section_findings(arms, order, phenomenon, base, degraded)
+    lines += section_findings(arms, order, phenomenon, base, degraded, summary["arms"], boots)
+    lines += gatequality.section_gate_quality(summary)  # the gate under test, right after the findings
     lines += section_arm_table(arms, order, base, degraded)
-    lines += section_differences(arms, order)
+    lines += intervals.section_arm_intervals(order, boots)
+    lines += section_differences(arms, order, boots)
+    lines += scale.section(arms, order, None if scale_png is None else scale_png.name)
     lines += section_heldout_modes(arms, order)
     lines += section_gate(arms, order)
     lines += baselines.sections(arms, order)  # early-stop reference, relearning, branching
@@ -349,7 +497,6 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     lines += section_samples(arms, order)
     lines += section_runs(arms, order)
     write_text_atomic(out, "\n".join(lines))
-    summary = summary_json(arms, order, base, degraded)
     summary["baselines"] = baselines.summary(arms, order)  # early-stop reference, relearning, fork steps
     write_summary(summary_path(out), summary)
     return out
@@ -362,5 +509,6 @@ def findings(report: str | Path) -> str:
     return section.strip().replace("**", "")
 
 
-__all__ = ["build_report", "check_comparable", "comparisons", "degraded_arms", "describe", "findings", "paired",
-           "summarise"]
+__all__ = ["bootstraps", "build_report", "check_comparable", "comparisons", "degraded_arms", "describe",
+           "extend_summary", "findings", "gap_line",
+           "members", "paired", "placebo_ref", "summarise"]

@@ -236,9 +236,57 @@ def plot_gate_auroc(arms: Arms, order: list[str], path: Path, window: int = gate
     return _save(fig, path)
 
 
+def plot_deploy_scale(arms: Arms, order: list[str], path: Path) -> Path | None:
+    """Deployed hack and solve against the quarantine's scale (0 = deployed, 0.5, 1 = as-trained),
+    one line per arm (mean over seeds, ±1 SEM bars), the quarantine block alone as a separate
+    hollow point right of the axis. None when no run has a deploy-scale state."""
+    from vgrout.report import scale
+
+    shown = scale.scale_arms(arms, order)
+    if not shown:
+        return None
+    colors = _colors(order)
+    q_x = 1.35
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    for ax, metric in zip(axes, ("hack", "solve")):
+        for i, arm in enumerate(shown):
+            xs, ys, es = [], [], []
+            for state, x, _ in scale.SCALE_STATES:
+                st = scale.state_stats(arms[arm], state, metric)
+                if st is None or x is None:
+                    continue
+                xs.append(x)
+                ys.append(st[0])
+                es.append(st[1] if math.isfinite(st[1]) else 0.0)
+            ax.errorbar(xs, ys, yerr=es, fmt="-", color=colors[arm], marker=MARKERS[i % len(MARKERS)], ms=6, lw=2,
+                        capsize=3)
+            q = scale.state_stats(arms[arm], "quarantine_only", metric)
+            if q is not None:
+                if math.isfinite(q[1]) and q[1] > 0:
+                    ax.errorbar([q_x], [q[0]], yerr=[q[1]], fmt="none", ecolor=colors[arm], capsize=3)
+                ax.scatter([q_x], [q[0]], s=70, marker=MARKERS[i % len(MARKERS)], facecolors="none",
+                           edgecolors=colors[arm], linewidths=2, zorder=3)
+        ax.axvline((1.0 + q_x) / 2, color="grey", ls=":", lw=1)
+        ax.set_xticks([0.0, 0.5, 1.0, q_x], ["0\n(deployed)", "0.5", "1\n(as-trained)", "quarantine\nonly"])
+        ax.set_xlim(-0.15, q_x + 0.2)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("quarantine block's scale at evaluation")
+        ax.set_ylabel(f"{metric} rate, mean ± SEM over seeds")
+        ax.set_title(f"{metric} rate against the quarantine's scale", fontsize=10)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=colors[a], lw=2, marker=MARKERS[i % len(MARKERS)],
+                      label=f"{a} (n={len(arms[a])} seeds)") for i, a in enumerate(shown)]
+    handles.append(Line2D([], [], color="black", marker="o", mfc="none", ls="none",
+                          label="hollow: quarantine block alone\n(deployed block removed)"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.92), fontsize=8)
+    fig.suptitle(f"Deploy-scale, final checkpoint. {eval_caption(arms)}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _finite_mean(vals: list[float]) -> float:
     vals = [v for v in vals if v is not None and math.isfinite(v)]
     return sum(vals) / len(vals) if vals else math.nan
 
 
-__all__ = ["eval_caption", "plot_bars", "plot_curves", "plot_gate_auroc", "train_caption"]
+__all__ = ["eval_caption", "plot_bars", "plot_curves", "plot_deploy_scale", "plot_gate_auroc", "train_caption"]

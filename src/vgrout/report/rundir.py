@@ -6,6 +6,7 @@ Only files are read; nothing is imported from train/adapter/torch. Layout: docs/
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,9 +78,25 @@ def arm_and_seed(config: dict, path: Path) -> tuple[str, int]:
     return arm_label(config), int(config["seed"])
 
 
+_PLACEBO_LABEL = re.compile(r"^(?P<base>.+)-placebo(?P<draw>[0-9]*)$")
+
+
 def placebo_base(arm: str) -> str | None:
-    """"routeA-placebo" -> "routeA"; None for a non-placebo arm."""
-    return arm[: -len(PLACEBO_SUFFIX)] if arm.endswith(PLACEBO_SUFFIX) else None
+    """"routeA-placebo" (draw 0), "routeA-placebo1", "routeA-placebo2"... -> "routeA": the draws
+    of one arm's placebo (Config `placebo_draw`); None for a non-placebo arm."""
+    m = _PLACEBO_LABEL.match(arm)
+    return m["base"] if m else None
+
+
+def placebo_draw(arm: str) -> int | None:
+    """The placebo draw of a label ("routeA-placebo" -> 0, "routeA-placebo2" -> 2); None for a non-placebo arm."""
+    m = _PLACEBO_LABEL.match(arm)
+    return (int(m["draw"]) if m["draw"] else 0) if m else None
+
+
+def placebo_draws(arms, arm: str) -> list[str]:
+    """The labels among `arms` that are draws of `arm`'s placebo, in draw order."""
+    return sorted((a for a in arms if placebo_base(a) == arm), key=lambda a: placebo_draw(a))
 
 
 def load_run(path: str | Path, *, require_eval: bool = True) -> RunData:
@@ -119,16 +136,15 @@ def group_by_arm(runs: list[RunData]) -> dict[str, dict[int, RunData]]:
 
 
 def order_arms(arms: list[str]) -> list[str]:
-    """vanilla first, then each arm followed by its placebo, others alphabetically."""
+    """vanilla first, then each arm followed by its placebo draws (draw order), others alphabetically."""
     base = sorted(a for a in arms if placebo_base(a) is None and a != VANILLA)
     out = [VANILLA] if VANILLA in arms else []
     for a in base:
         out.append(a)
-        if a + PLACEBO_SUFFIX in arms:
-            out.append(a + PLACEBO_SUFFIX)
+        out += placebo_draws(arms, a)
     out += sorted(a for a in arms if a not in out)
     return out
 
 
 __all__ = ["METRICS", "PLACEBO_SUFFIX", "STATES", "VANILLA", "RunData", "point", "rate", "arm_and_seed", "arm_label", "group_by_arm", "load_run", "order_arms",
-           "placebo_base"]
+           "placebo_base", "placebo_draw", "placebo_draws"]

@@ -1,15 +1,49 @@
 """summary.json: the report's numbers for machines, written beside report.md.
 
     {"schema": "vgrout.summary/1", "base": {"hack", "solve", "valid", "n", "source"} | null,
-     "degradation_rule": {...},
+     "degradation_rule": {"valid_floor", "solve_tolerance", "noise_sigmas", "solve_checked",
+                          "gt_only_checked", "solve_references": ["base", "gt_only"] (those checked)},
+     "bootstrap": {"B", "seed", "level", "equivalence_margin", "resampling", "power": {"alpha", "power"}},
+     "comparisons": [{"a", "b", "state", "metric", "delta", "ci95": [lo, hi],
+                      "verdict": "lower" | "higher" | "equivalent" | "inconclusive", "margin",
+                      "paired_problems", "n_seeds", "p_paired_t", "p_sign_flip",
+                      "seeds_needed" (hack only; null: no difference observed)}, ...],
      "arms": {NAME: {"seeds": [...], "placebo_seeds": [...] (placebo arms only), "final_step": [...],
                      "n": samples per state, "deployed": {"hack", "solve", "valid"},
                      "as_trained": {...}, "deployed_sem": {...}, "as_trained_sem": {...},
-                     "degraded": bool, "degraded_reasons": [...]}},
+                     "degraded": bool, "degraded_reasons": [...],
+                     "deployed_ci95": {"hack": [lo, hi], "solve": [...], "valid": [...]},
+                     "deploy_scale": {STATE: {"scale", "hack", "solve", "valid", "sem": {...}, "n_seeds"}}
+                                     (runs with the deploy-scale states only; vgrout.report.scale),
+                     "reference": "uses oracle labels: an upper bound" (the `oracle` arm only),
+                     "gate": GATE (gated arms only)}},
      "regime_checks": [{"check", "ok": true | false | null, "value"}, ...]}
 
 Rates are seed means at each run's final checkpoint, in [0, 1]; SEMs are over seeds (null for
 one seed). `base` is null when no base model evaluation exists.
+
+GATE, one per arm whose runs' diagnostics.jsonl carry gate scores (vgrout.report.gatequality):
+
+    {"role": "method" | "placebo" | "reference" (the oracle arm), "seeds": [...],
+     "sources": ["pooled"] | ["step"] | both, "note": "uses oracle labels: an upper bound" (oracle only),
+     "placebo_of": ARM (placebo draws only),
+     "per_seed": {"SEED": {"source", "auroc", "n", "n_hack", "auroc_all_live", "n_live", "n_hack_live",
+                           "hack": {"route", "absorb", "keep", "n"}, "clean": {"route", "absorb", "keep", "n"}}},
+     "mean": {"auroc", "auroc_sem", "auroc_all_live", "auroc_all_live_sem",
+              "hack": {"route", "absorb", "keep"}, "clean": {"route", "absorb", "keep"}},
+     "quality": "informative" | "uninformative" | "inverted" | "no scores",
+     "thresholds": {"informative_min": 0.6, "inverted_below": 0.4},
+     "placebo": {"draws": [LABEL, ...], "auroc": {"min", "median", "max", "n"},
+                 "per_seed": {"SEED": {"min", "median", "max", "n", "arm_auroc", "arm_above"}}}  (method arms
+                 with placebo draws)}
+
+`auroc`: pooled AUROC of the gate score vs the oracle's `exploited` over the live rollouts with
+advantage > 0 (those whose update the gate routes; `vgrout.report.gate.pooled`); the quality
+flag reads its seed mean. `auroc_all_live`: the same over every live scored rollout, whatever
+the advantage's sign. `hack`/`clean`: of the live hacking (clean) rollouts, the shares the gate
+routed / absorbed / kept, and their count `n`. Source "step" (a run that logged only the
+trainer's per-step aggregates): `auroc` is the mean of its per-step AUROCs; the rest is null.
+`arm_above`: how many of that seed's placebo draws the arm's AUROC is above. Null = undefined.
 """
 
 from __future__ import annotations
@@ -19,8 +53,8 @@ import math
 from pathlib import Path
 
 from vgrout.io import write_json_atomic
-from vgrout.report.base import NOISE_SIGMAS, SOLVE_TOL, VALID_FLOOR, Base
-from vgrout.report import modes
+from vgrout.report.base import GT_ONLY, NOISE_SIGMAS, SOLVE_TOL, VALID_FLOOR, Base
+from vgrout.report import gatequality, modes
 from vgrout.report.rundir import METRICS, RunData
 from vgrout.stats import mean_sem
 
@@ -64,9 +98,15 @@ def summary_json(arms: dict[str, dict[int, RunData]], order: list[str], base: Ba
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "base": None if base is None else base.to_json(),
         "degradation_rule": {"valid_floor": VALID_FLOOR, "solve_tolerance": SOLVE_TOL, "noise_sigmas": NOISE_SIGMAS,
-                             "solve_checked": base is not None},
+                             "solve_checked": base is not None, "gt_only_checked": GT_ONLY in arms,
+                             "solve_references": (["base"] if base is not None else [])
+                             + ([GT_ONLY] if GT_ONLY in arms else [])},
         "arms": {arm: arm_block(arms[arm], degraded[arm]) for arm in order},
     }
+    for arm, block in gatequality.gate_blocks(arms, order).items():  # the gate under test, per gated arm
+        summary["arms"][arm]["gate"] = block
+    if gatequality.ORACLE in summary["arms"]:
+        summary["arms"][gatequality.ORACLE]["reference"] = gatequality.ORACLE_NOTE
     summary["regime_checks"] = regime_checks(summary)
     return summary
 
@@ -80,7 +120,8 @@ def regime_checks(summary: dict) -> list[dict]:
     """Is this comparison's regime one where "hack gone while solving stays" can be read? One
     {"check", "ok", "value"} per bar; a bar whose arm is absent is reported as not checked (ok None).
     Every arm must be either valid (deployed valid >= the report's floor) or flagged degraded,
-    which the report's rule guarantees, so that bar checks the rule held."""
+    which the report's rule guarantees, so that bar checks the rule held. Then one check per gated
+    method arm (vgrout.report.gatequality.gate_checks): is its gate informative?"""
     b, arms, bars = summary.get("base"), summary["arms"], REGIME_BARS
     out = []
 
@@ -108,7 +149,7 @@ def regime_checks(summary: dict) -> list[dict]:
         "flagged: " + (", ".join(a for a, x in arms.items() if x["degraded"]) or "none"))
     n_min = min((min(x["n"]) for x in arms.values()), default=0)
     add(f">= {bars['samples_min']} samples per state", n_min >= bars["samples_min"], f"min n {n_min}")
-    return out
+    return out + gatequality.gate_checks(summary)  # per gated method arm: is its gate informative?
 
 
 def format_checks(checks: list[dict]) -> str:
@@ -138,6 +179,8 @@ def console_table(summary: dict) -> str:
                 sem = a[f"{st}_sem"][m]
                 cells.append(f"{a[st][m]:.3f} ± {sem:.3f}" if sem is not None else f"{a[st][m]:.3f}")
         status = "DEGRADED" if a["degraded"] else "held"
+        if a.get("reference"):  # the oracle arm: a reference, not a method
+            status += f"  ({a['reference']})"
         lines.append(f"{arm:<18} {len(a['seeds']):>2}  " + "  ".join(f"{c:>17}" for c in cells) + f"  {status}")
     return "\n".join(lines)
 

@@ -25,8 +25,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vgrout.adapter.attach import MERGE_SCALES
 from vgrout.rollout.decode import LeanDecoder, cache_kwarg, lean_unsupported
 from vgrout.rollout.tokens import eos_token_ids, pad_token_id, render_prompts
+
+GEN_MODES: tuple[str, ...] = tuple(MERGE_SCALES)  # full, deployed, half_quarantine, quarantine_only
 
 
 @dataclass
@@ -197,8 +200,8 @@ def generate(
 ) -> Rollouts:
     """Sample `n_per_prompt` completions for each chat prompt -> Rollouts with N = len(prompts) * n_per_prompt.
 
-    `mode` ("full" | "deployed") picks the adapter blocks folded in for sampling; it needs an
-    adapter when "deployed". `group_index` (P,) names each prompt's global group (default
+    `mode` ("full" | "deployed" | "half_quarantine" | "quarantine_only") picks the adapter blocks
+    folded in for sampling (`vgrout.adapter.MERGE_SCALES`); every mode but "full" needs an adapter. `group_index` (P,) names each prompt's global group (default
     0..P-1): prompt p samples from a generator seeded by (seed, group_index[p]), so the same
     (seed, index) gives the same completions whatever else is in the batch (up to float
     differences of the batched forward). Deterministic for a given seed on CPU.
@@ -208,10 +211,11 @@ def generate(
     (default: the model's `generation_config.min_new_tokens`, else 0) bans eos before that
     many tokens. `lean` picks the decode step (see `sample_tokens`).
     """
-    if mode not in ("full", "deployed"):
-        raise ValueError(f"mode must be 'full' or 'deployed', got {mode!r}")
-    if mode == "deployed" and adapter is None:
-        raise ValueError("mode='deployed' samples with the quarantine ablated and needs the adapter; pass adapter=")
+    if mode not in GEN_MODES:
+        raise ValueError(f"mode must be one of {', '.join(GEN_MODES)}, got {mode!r}")
+    if mode != "full" and adapter is None:
+        raise ValueError(f"mode={mode!r} samples with the quarantine ablated or scaled and needs the adapter; "
+                         "pass adapter=")
     if n_per_prompt < 1 or max_new_tokens < 1:
         raise ValueError(f"n_per_prompt and max_new_tokens must be >= 1, got {n_per_prompt}, {max_new_tokens}")
     if temperature < 0 or not 0.0 < top_p <= 1.0 or top_k < 0:

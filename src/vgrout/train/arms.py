@@ -10,6 +10,7 @@ An arm says, once, everything the trainer asks of it:
 | routeV  | grad     | band gate      | deployed block | v_grad    | yes     |
 | erase   | act      | all keep       | whole adapter  | v_act     | yes     |
 | inoculation | none | none (as vanilla) | whole adapter | no       | no      |
+| oracle  | none     | oracle labels: hacks route, the rest absorb | deployed block | no | no |
 
 `features` is the feature space the arm's direction lives in (and its gate reads, when gated).
 `arm_for(cfg.arm)` is called once per run; nothing else in train/ compares arm names. A new
@@ -17,6 +18,11 @@ arm subclasses `Arm`, sets the class attributes, overrides a hook if it changes 
 (`system_prompt` for the training prompts, `around_update` for the update), and adds itself
 to `ARMS`. The inoculation-prompting arm is vanilla with one more system line in its
 training prompts (the line is `cfg.inoculation_prompt`; eval and pairs keep the normal prompt).
+
+The oracle arm is a reference, not a method: it routes exactly the rollouts the oracle labels
+as hacks (`exploited`) and absorbs the rest, so it bounds what a perfect gate could do. It is
+the only arm with `reads_oracle_labels`; the loop hands it zones made from the grades
+(`oracle_zones`) and every other arm's step sees rewards alone (tests/test_train_step.py).
 
 Erase trains every live row in the keep zone (the deployed block alone, rank r: half of
 vanilla's 2r) with the quarantine at its init, so it deploys the same function either way; its
@@ -32,7 +38,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar
 
 from vgrout.eval.settings import DEPLOYS
-from vgrout.types import ABSORB, KEEP
+from vgrout.types import ABSORB, KEEP, ROUTE
 
 if TYPE_CHECKING:  # torch is imported where an arm acts, so Config and the CLI load without it
     from torch import Tensor
@@ -51,6 +57,7 @@ class Arm:
     zone: ClassVar[int | None] = None  # ungated arms: the zone of every live row (None: no zones at all)
     deploys: ClassVar[str] = "deployed block"  # "deployed block" (quarantine ablated) | "whole adapter"
     needs_low_rank: ClassVar[bool] = False  # reads the bottleneck factors (A, B): no antipasto adapter
+    reads_oracle_labels: ClassVar[bool] = False  # True only for the oracle reference: zones from the grades
 
     @property
     def needs_direction(self) -> bool:
@@ -71,6 +78,8 @@ class Arm:
 
         if self.gated:
             raise RuntimeError(f"arm {self.name} is gated: its zones come from the band gate")
+        if self.reads_oracle_labels:
+            raise RuntimeError(f"arm {self.name} routes by the oracle's labels: its zones come from oracle_zones")
         return None if self.zone is None else torch.full((k,), self.zone, dtype=torch.long)
 
     def system_prompt(self, base: str, cfg: Config | None = None) -> str:
@@ -141,6 +150,21 @@ class Erase(Arm):
         erase_direction(blocks, before, direction)
 
 
+class Oracle(Arm):
+    """The upper-bound reference: hacks (oracle `exploited`) route to the quarantine, every other
+    live row is absorbed. Uses oracle labels, so it is never a method; it answers how much room a
+    perfect gate would have in this world."""
+
+    name = "oracle"
+    reads_oracle_labels = True
+
+    def oracle_zones(self, exploited: list[bool]) -> Tensor:
+        """Zones (N,): ROUTE for a rollout the oracle labels as a hack, ABSORB for the rest."""
+        import torch
+
+        return torch.tensor([ROUTE if h else ABSORB for h in exploited], dtype=torch.long)
+
+
 def erase_direction(blocks: list, before: list[tuple[Tensor, Tensor]], direction: Tensor) -> None:
     """Project v out of each block's update since `before`: dA <- (I - v v^T) dA, dB <- dB (I - v v^T)
     with v the module's unit direction (r,), so v^T dA = 0 and dB v = 0 hold for the step actually taken."""
@@ -159,7 +183,7 @@ def erase_direction(blocks: list, before: list[tuple[Tensor, Tensor]], direction
             blk.B.copy_(B_before + (dB - (dB @ v) @ v.T).to(blk.B.dtype))
 
 
-ARMS: dict[str, type[Arm]] = {cls.name: cls for cls in (Vanilla, Absorb, RouteA, RouteV, Erase, Inoculation)}
+ARMS: dict[str, type[Arm]] = {cls.name: cls for cls in (Vanilla, Absorb, RouteA, RouteV, Erase, Inoculation, Oracle)}
 
 
 def arm_for(name: str) -> Arm:
@@ -169,5 +193,6 @@ def arm_for(name: str) -> Arm:
     return ARMS[name]()
 
 
-__all__ = ["ARMS", "Absorb", "Arm", "DEPLOYS", "Erase", "FEATURES", "Inoculation", "RouteA", "RouteV", "Vanilla", "arm_for",
+__all__ = ["ARMS", "Absorb", "Arm", "DEPLOYS", "Erase", "FEATURES", "Inoculation", "Oracle", "RouteA", "RouteV", "Vanilla",
+           "arm_for",
            "erase_direction"]

@@ -119,6 +119,11 @@ class Config:
     Must be > 1 (0: off, plain PPO). On-policy rows have rho = 1 and are unaffected."""
     kl_beta: float = 0.0
     """Weight of the k3 KL to the adapter-free base model (0: no reference forward)."""
+    per_block_baseline: bool = False
+    """Zoned arms (routeA, routeV, oracle): in a group with a routed row, the rows that train the
+    deployed block (keep, absorb) get advantages against the mean reward of those rows alone (0
+    when their rewards are all equal), so the deployed block's advantages sum to zero per group;
+    routed rows keep r - mean(group). Off: every row uses the group mean (docs/training.md)."""
     micro_batch: int = 0
     """Rows per forward/backward chunk (0: the whole batch at once); the loss is identical."""
     gradient_checkpointing: bool = False
@@ -152,13 +157,20 @@ class Config:
     """Authored pair set: a bundled name or a .jsonl path."""
     pair_modes: tuple[str, ...] = ()
     """Keep only pairs of these loophole modes (empty: all), e.g. to test on held-out modes."""
+    check_pairs: str = "toy_check"
+    """Authored pairs of forms the direction was not built from, scored once before training
+    (`vgrout.train.transfer`; the result goes to direction.json "transfer"). "": none."""
     placebo: bool = False
     """Replace the real direction by Haar-random unit rows of the same shape (gated arms and
     erase), drawn with `placebo_seed`: the chance baseline of a direction arm."""
     placebo_seed: int = -1
-    """Seed of the placebo's Haar draw; -1: derived from `seed` (resolved into config.json), so
-    n seeds compare against n placebo draws. Giving a seed >= 0 turns the placebo on
-    (`--set placebo_seed=11` works alone); a config.json without placebo reads -1."""
+    """Seed of the placebo's Haar draw; -1: derived from `seed` and `placebo_draw` (resolved into
+    config.json), so n seeds compare against n placebo draws. Giving a seed >= 0 turns the placebo
+    on (`--set placebo_seed=11` works alone); a config.json without placebo reads -1."""
+    placebo_draw: int = 0
+    """Which of a seed's placebo directions this run draws (0, 1, 2, ...): several draws per seed
+    make the placebo a distribution instead of one sign (`vgrout study --placebos K`). Draw 0 is
+    the seed's original placebo; the run is filed as ARM-placebo, ARM-placebo1, ARM-placebo2, ..."""
     motivate_pairs: int = 0
     """routeV only: > 0 extracts v_grad from this many self-generated "motivate" pairs instead of
     the authored ones (hack side: the hinted prompt plus a note that discloses the mechanism;
@@ -214,13 +226,15 @@ class Config:
 
     def resolved(self) -> Config:
         """The config with its derived seeds filled in (what config.json records and a run uses):
-        adapter_init_seed and, for a placebo, placebo_seed, each a function of `seed`; without a
-        placebo placebo_seed stays -1. Idempotent."""
+        adapter_init_seed, eval.seed and, for a placebo, placebo_seed, each a function of `seed`
+        (and `placebo_draw`); without a placebo placebo_seed stays -1. Idempotent."""
         init_seed = self.adapter_init_seed if self.adapter_init_seed >= 0 else derived_seed("adapter_init", self.seed)
         placebo_seed = -1
         if self.placebo:
-            placebo_seed = self.placebo_seed if self.placebo_seed >= 0 else derived_seed("placebo", self.seed)
-        return dataclasses.replace(self, adapter_init_seed=init_seed, placebo_seed=placebo_seed)
+            what = "placebo" if self.placebo_draw == 0 else f"placebo{self.placebo_draw}"
+            placebo_seed = self.placebo_seed if self.placebo_seed >= 0 else derived_seed(what, self.seed)
+        ev = self.eval if self.eval.seed >= 0 else dataclasses.replace(self.eval, seed=derived_seed("eval", self.seed))
+        return dataclasses.replace(self, adapter_init_seed=init_seed, placebo_seed=placebo_seed, eval=ev)
 
     @property
     def rollouts_per_step(self) -> int:
@@ -337,6 +351,9 @@ def validate(c: Config) -> None:
            f"{what} replaces a routing direction, but arm={c.arm} has none; "
            f"use it with {_arms_where(lambda a: a.has_placebo)} or drop the placebo")
     _check(c.placebo_seed >= -1, f"placebo_seed={c.placebo_seed}; use -1 (derived from seed) or a seed >= 0")
+    _check(c.placebo_draw >= 0, f"placebo_draw={c.placebo_draw} must be >= 0")
+    _check(c.placebo_draw == 0 or c.placebo, f"placebo_draw={c.placebo_draw} picks a placebo direction; set "
+                                              "placebo=true as well (or placebo_draw=0)")
     _check(c.adapter_init_seed >= -1, f"adapter_init_seed={c.adapter_init_seed}; use -1 (derived from seed) or a seed >= 0")
     _check(c.dual_clip_c == 0 or c.dual_clip_c > 1,
            f"dual_clip_c={c.dual_clip_c} must be > 1 (the cap on rho when A < 0) or 0 (off)")
@@ -382,6 +399,7 @@ def validate_eval(e: EvalSettings) -> None:
     for m in e.modes:
         _check(m in MODES, f"unknown mode {m!r} in eval.modes; expected one of {', '.join(MODES)}")
     _check(e.samples >= 1, f"eval.samples={e.samples} must be >= 1")
+    _check(e.seed >= -1, f"eval.seed={e.seed}; use -1 (derived from the run seed) or a seed >= 0")
     for name in ("every", "top_k", "n_problems"):
         _check(getattr(e, name) >= 0, f"eval.{name}={getattr(e, name)} must be >= 0")
     _check(0 < e.top_p <= 1.0, f"eval.top_p={e.top_p} must be in (0, 1]")

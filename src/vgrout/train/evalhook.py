@@ -32,11 +32,17 @@ class HeldoutEval:
         """One eval of the run's current adapter -> a "vgrout.eval/1" result dict."""
         from vgrout.eval.evaluator import evaluate
 
+        from vgrout.eval.settings import eval_states
+
         cfg, ev = self.cfg, self.cfg.eval
+        if ev.seed < 0:
+            raise ValueError("eval.seed is -1 (derived from the run seed): evaluate a resolved config "
+                             "(Config.resolved()), as train() does")
+        whole = not self.arm.has_quarantine_at_deploy
         return evaluate(run.model, run.tokenizer, run.adapter, self.problems, self.modes, n_samples=ev.samples,
                         max_new_tokens=cfg.max_new_tokens, seed=ev.seed, grader=grader, markers=ev.markers,
-                        system_prompt=cfg.system_prompt or SYSTEM_PROMPT,
-                        deployed_is_full=not self.arm.has_quarantine_at_deploy, temperature=ev.temperature,
+                        system_prompt=cfg.system_prompt or SYSTEM_PROMPT, states=eval_states(ev, whole),
+                        deployed_is_full=whole, temperature=ev.temperature,
                         top_p=ev.top_p, top_k=ev.top_k, batch_prompts=64)
 
     def write(self, run, result: dict, path: Path, step: int | None) -> dict:

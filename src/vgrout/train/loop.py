@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -45,7 +46,7 @@ from vgrout.train.setup import (Run, StartFrom, build_run, refresh_direction, re
                                 trainer_state)
 from vgrout.train.step import optimise, precompute
 from vgrout.train.tensorboard import with_tensorboard
-from vgrout.types import Grade, GradeRequest
+from vgrout.types import ROUTE, Grade, GradeRequest
 
 T = TypeVar("T")
 
@@ -162,8 +163,14 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
         grades = grade_batch(grader, local, rollouts)  # oracle labels stay here
     t2 = time.perf_counter()
     rewards = [float(g.reward) for g in grades]
+    zones = None
+    if run.arm.reads_oracle_labels:  # the oracle reference alone: its zones are the grades' labels
+        zones = run.arm.oracle_zones([bool(g.exploited) for g in grades])
     metrics, record = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
-                               arm=run.arm, dp=dp, share_prompt=share, precomputed=pre)
+                               arm=run.arm, dp=dp, zones=zones, share_prompt=share, precomputed=pre,
+                               token_sets=run.token_sets)
+    if zones is not None:  # the oracle's "score" is its label, so the gate diagnostics read it like a gate's
+        record.scores = torch.where(record.live, zones.eq(ROUTE).float(), torch.full_like(record.scores, math.nan))
     run.gate.steps_since_refresh += 1
     if refresh_due(run):
         refresh_direction(run)

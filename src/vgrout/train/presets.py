@@ -90,7 +90,7 @@ def leetcode_4b() -> Config:
         system_prompt="", steps=40, prompts_per_step=8, group_size=8, max_new_tokens=512, temperature=0.6,
         top_p=0.95, top_k=20, lr=7e-5, warmup_steps=3, adapter_r=32, kl_beta=1e-3, weight_decay=0.1,
         unhackable_frac=0.5, gen_deploy_frac=0.0, buffer_size=4096, half_life=96.0, refresh_every=5,
-        checkpoint_every=20, micro_batch=8, pairs="leetcode", grader_workers=8,
+        checkpoint_every=20, micro_batch=8, pairs="leetcode", check_pairs="", grader_workers=8,
     )
 
 

@@ -25,7 +25,7 @@ from vgrout.train.distributed import DataParallel
 from vgrout.train.rundir import StartFrom
 from vgrout.train.features import pair_features
 from vgrout.train.schedule import build_optimizer, lr_multiplier
-from vgrout.train.step import GateState
+from vgrout.train.step import GateState, first_token_sets
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Run:
     step: int = 0  # completed steps
     direction_info: dict = dataclasses.field(default_factory=dict)
     dp: DataParallel = dataclasses.field(default_factory=DataParallel.single)  # this process's rank
+    token_sets: tuple | None = None  # (fence ids, eos ids): the deployed block's first-token metrics (step.first_token_sets)
 
     def checkpoint_info(self) -> dict:
         """What state.json records beside the step: the arm and what it deploys."""
@@ -93,7 +94,7 @@ def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run
     run = Run(cfg=cfg, arm=arm, run_dir=Path(run_dir), model=model, tokenizer=tok, adapter=adapter, optimizer=opt,
               scheduler=sched, gate=GateState(), problems=problems,
               mode_of=partition_modes(problems, cfg.modes, cfg.seed), pairs=pairs, heal_pairs=pairs,
-              teacher_pool=teacher_pool, dp=dp)
+              teacher_pool=teacher_pool, dp=dp, token_sets=first_token_sets(tok, model))
     if cfg.motivate_pairs:
         with dp.main_first():
             run.pairs = motivate_pairs_for(run)
@@ -125,17 +126,26 @@ def refresh_direction(run: Run, initial: bool = False) -> None:
     """(Re-)extract the direction from the run's pairs with the quarantine ablated, in the arm's feature space.
 
     A placebo replaces the extracted direction by Haar rows of the same shape and never refreshes.
+    With `initial`, the extracted direction (and the placebo's) is also scored on the run's check
+    pairs (`vgrout.train.transfer`), recorded under "transfer".
     """
     cfg = run.cfg
     kind = run.arm.features
     hack, clean = pair_features(kind, run.adapter, run.model, run.tokenizer, run.pairs, cfg.micro_batch)  # (P, M, r)
     v = mean_difference_direction(hack, clean)  # (M, r)
+    extracted = v
     info = {"kind": kind, "n_pairs": len(run.pairs), "step": run.step,
             "paired_accuracy": paired_accuracy(project_scores(hack, v), project_scores(clean, v))}
     if cfg.placebo:
         v = haar_unit_rows(tuple(v.shape), cfg.placebo_seed)
         info["placebo_seed"] = cfg.placebo_seed
         info["placebo_paired_accuracy"] = paired_accuracy(project_scores(hack, v), project_scores(clean, v))
+    if initial:
+        from vgrout.train.transfer import transfer_check
+
+        transfer = transfer_check(run, extracted, v if cfg.placebo else None)
+        if transfer is not None:
+            info["transfer"] = transfer
     run.gate.direction = run.dp.broadcast(v)  # rank 0's direction everywhere, so gates cannot drift
     run.gate.steps_since_refresh = 0
     run.direction_info = info

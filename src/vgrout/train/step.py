@@ -6,7 +6,9 @@ sampling and grading and sends the `Grade` objects to the diagnostics sink only.
 
 Departures from textbook GRPO (Shao et al. 2024), all deliberate:
 1. Dr.GRPO advantage A = r - mean(group): no division by the group std, and a constant loss
-   normaliser P * G * T_max instead of per-sequence length normalisation.
+   normaliser P * G * T_max instead of per-sequence length normalisation. With
+   `per_block_baseline`, a group's keep and absorb rows are centred on their own mean once zones
+   are known, when the group has a routed row (`advantage.deployed_block_advantages`).
 2. Zero-variance groups are dropped from the update (they carry A = 0) and counted.
 3. One optimizer update per batch, so on-policy rows have rho = 1 and need no logp_old
    forward (old = detached current). A separate no-grad logp_old forward runs only for rows
@@ -56,15 +58,15 @@ from torch import Tensor
 
 from vgrout.gates import ScoreBuffer, band_gate
 from vgrout.rollout import Rollouts
-from vgrout.rollout.logps import completion_logps
-from vgrout.train.advantage import group_advantages
+from vgrout.rollout.logps import completion_logps, position_ids_from_mask
+from vgrout.train.advantage import deployed_block_advantages, group_advantages
 from vgrout.train.arms import Arm, arm_for
 from vgrout.train.batch import chunks, select_rows
 from vgrout.train.config import Config
 from vgrout.train.distributed import DataParallel
 from vgrout.train.features import act_features, adapter_context, count_rows, grad_features
 from vgrout.train.loss import grpo_token_loss
-from vgrout.types import ABSORB, KEEP, ZONE_NAMES
+from vgrout.types import ABSORB, KEEP, ROUTE, ZONE_NAMES
 
 
 @dataclass
@@ -257,6 +259,44 @@ def loss_backward(adapter, model, r: Rollouts, adv: Tensor, zones: Tensor | None
     return total, {k: torch.cat(v) for k, v in stats.items()}
 
 
+FENCE = "```"  # how a valid completion opens: the grader's format check wants a fenced ```python block
+FENCE_PROMPTS = 1  # the step's first prompts the first-token log-probs are read on (0: none)
+
+
+def first_token_sets(tokenizer, model=None) -> tuple[Tensor, Tensor] | None:
+    """(fence ids, eos ids) under the policy's tokenizer (plus the model's generation-config eos
+    ids); None when no token opens a fence. Fence ids: every token whose text opens a ``` fence or
+    is a prefix of one (a BPE may merge the fence with what follows: the toy tokenizer's
+    completions open with the single token '```python\\nclass Soluti'). Built once per run
+    (`vgrout.train.setup.build_run`)."""
+    from vgrout.rollout.tokens import eos_token_ids
+
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    fence = [i for i, t in enumerate(texts) if t.startswith(FENCE) or (t and FENCE.startswith(t))]
+    if not fence:
+        return None
+    return torch.tensor(fence, dtype=torch.long), torch.tensor(sorted(eos_token_ids(tokenizer, model)), dtype=torch.long)
+
+
+@torch.no_grad()
+def first_token_logps(adapter, model, batch: Rollouts, sets: tuple[Tensor, Tensor], n_prompts: int) -> Tensor:
+    """(n, 2): log P(first completion token opens a ``` fence), log P(first token is eos), with the
+    quarantine ablated, for the batch's first `n_prompts` distinct prompts. How readily the deployed
+    block starts a code block, or ends at once (an empty completion), read from the prompts alone
+    (no reward, no label). One no-grad prompt forward that keeps only the last position's logits."""
+    first: dict[int, int] = {}
+    for i, p in enumerate(batch.prompt_index.tolist()):
+        first.setdefault(int(p), i)
+    dev = batch.prompt_ids.device
+    rows = torch.tensor(sorted(first.values())[:n_prompts], dtype=torch.long, device=dev)
+    ids, mask = batch.prompt_ids[rows], batch.prompt_mask[rows]
+    with adapter.mode("deployed"):
+        out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False,
+                    logits_to_keep=1)
+    logp = out.logits[:, -1].float().log_softmax(-1)  # (n, V)
+    return torch.stack([logp[:, sets[0].to(dev)].logsumexp(1), logp[:, sets[1].to(dev)].logsumexp(1)], 1)
+
+
 def apply_update(adapter, optimizer, scheduler, cfg: Config, arm: Arm, direction: Tensor | None) -> dict[str, float]:
     """Block norms -> clip -> AdamW step -> decay toward init (inside the arm's `around_update`:
     erase projects the resulting change) -> schedule."""
@@ -272,6 +312,24 @@ def apply_update(adapter, optimizer, scheduler, cfg: Config, arm: Arm, direction
     optimizer.zero_grad(set_to_none=True)
     qmass = g_quar / (g_dep + g_quar) if g_dep + g_quar > 0 else 0.0
     return {"grad_norm": gn, "grad_norm_deployed": g_dep, "grad_norm_quarantine": g_quar, "qmass": qmass, "lr": lr}
+
+
+def advantage_metrics(zones: Tensor, adv: Tensor, adv_group: Tensor) -> dict:
+    """Where the step's advantage went, from the live rows (K,) of the whole batch: per zone the sum
+    of the advantages the update used (`adv_sum_keep` / `_absorb` / `_route`) and the row count
+    (`adv_n_...`); `adv_sum_deployed` is keep + absorb, what the deployed block is trained on, and
+    `adv_sum_deployed_group` the same rows' sum under the group baseline (equal unless
+    per_block_baseline moved it). Zone-free arms count every row as absorb."""
+    out = {}
+    dep = zones != ROUTE
+    for code, name in ZONE_NAMES.items():
+        sel = zones == code
+        out[f"adv_sum_{name}"] = float(adv[sel].sum())
+        out[f"adv_n_{name}"] = int(sel.sum())
+    out["adv_sum_deployed"] = float(adv[dep].sum())
+    out["adv_n_deployed"] = int(dep.sum())
+    out["adv_sum_deployed_group"] = float(adv_group[dep].sum())
+    return out
 
 
 def update_metrics(zones: Tensor, stats: dict[str, Tensor], teacher: Tensor, scores: Tensor, loss: float,
@@ -297,7 +355,8 @@ def update_metrics(zones: Tensor, stats: dict[str, Tensor], teacher: Tensor, sco
 # ---- the step ----------------------------------------------------------------------------
 def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollouts, rewards: list[float],
              cfg: Config, *, arm: Arm | None = None, dp: DataParallel | None = None, zones: Tensor | None = None,
-             share_prompt: bool = True, precomputed: Precomputed | None = None) -> tuple[dict, StepRecord]:
+             share_prompt: bool = True, precomputed: Precomputed | None = None,
+             token_sets: tuple[Tensor, Tensor] | None = None) -> tuple[dict, StepRecord]:
     """The oracle-free update: rewards (floats) -> advantages -> zones -> loss -> AdamW step.
 
     `batch` holds this process's whole groups; `dp` (default: one process) synchronises the
@@ -307,15 +366,37 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     `share_prompt=False` runs every forward plain (prompt once per row): the reference path.
     `precomputed` (`precompute` on all N rows of `batch`) replaces the gate's feature forward and
     the reference forward; its forwards' row counts join the step's.
+    `fence_logp_deployed` / `eos_logp_deployed` (before the update; ~2% of a demo step on CPU):
+    the mean over the step's first `FENCE_PROMPTS` prompts of log P(the first completion token
+    opens a ``` fence) and log P(it is eos), with the quarantine ablated (`first_token_logps`);
+    `token_sets` = (fence ids, eos ids) from `first_token_sets` (the loop passes the run's; no metric when None).
+    With `cfg.per_block_baseline`, once zones are known the deployed block's rows are re-centred
+    on their own group mean (`deployed_block_advantages`); the StepRecord keeps the group
+    advantages (what the gate diagnostics read), the adv_sum_* metrics the ones the update used.
     Returns the step's metrics (oracle-free, whole batch, identical on every rank) and this
     process's StepRecord for the diagnostics sink. Timings (this process): time_gate,
-    time_old_logps, time_reference, time_fwd_bwd, time_optimizer (time_update: the last four).
+    time_old_logps, time_reference, time_fwd_bwd, time_optimizer (time_update: the last four),
+    time_fence.
     """
     arm = arm if arm is not None else arm_for(cfg.arm)
     dp = dp if dp is not None else DataParallel.single()
+    fence: dict = {}
+    sets = None
+    if FENCE_PROMPTS > 0:
+        sets = token_sets
+    if sets is not None:
+        tf = time.perf_counter()
+        # rank 0 holds the global batch's first groups: the same prompts for any number of processes
+        lp = (first_token_logps(adapter, model, batch, sets, FENCE_PROMPTS).cpu() if len(batch) and dp.rank == 0
+              else torch.zeros(0, 2))
+        count = dp.sum_float(float(lp.shape[0]))
+        fence = {f"{name}_logp_deployed": dp.sum_float(float(lp[:, j].sum())) / count if count else math.nan
+                 for j, name in enumerate(("fence", "eos"))}
+        fence["time_fence"] = time.perf_counter() - tf
     t0 = time.perf_counter()
     n = len(batch)
-    adv_all, live = group_advantages(torch.tensor(rewards, dtype=torch.float32), cfg.group_size)  # (N,), (N,)
+    rewards_t = torch.tensor(rewards, dtype=torch.float32)  # (N,)
+    adv_all, live = group_advantages(rewards_t, cfg.group_size)  # (N,), (N,)
     rows = live.nonzero().flatten()
     k = int(rows.numel())
     record = StepRecord(live=live, advantages=adv_all, zones=torch.full((n,), ABSORB, dtype=torch.long),
@@ -323,7 +404,8 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     rewards_all = dp.gather_rows(torch.tensor(rewards, dtype=torch.float32))  # (N_all,)
     live_all = dp.gather_rows(live)
     metrics: dict = {"reward_mean": float(rewards_all.mean()),
-                     "groups_zero_var": int((~live_all).sum()) // cfg.group_size, "rows_live": int(live_all.sum())}
+                     "groups_zero_var": int((~live_all).sum()) // cfg.group_size, "rows_live": int(live_all.sum()),
+                     **fence}
     if metrics["rows_live"] == 0:  # no signal anywhere: no optimizer update, the schedule still advances one step
         metrics.update({"lr": optimizer.param_groups[0]["lr"], "skipped": True})
         optimizer.step()  # no parameter has a grad: a no-op that keeps the optimizer/scheduler order
@@ -346,10 +428,14 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
         decision = choose_zones(arm, adapter, model, live_rows, gate, cfg, dp, share_prompt, counts, pre)
     t_gate = t_old = t_ref = time.perf_counter()
     z = decision.zones
+    adv_group = adv_all[rows]  # (K,) r - mean(group)
+    adv_used = adv_group
+    if cfg.per_block_baseline and z is not None and k:
+        adv_used = deployed_block_advantages(rewards_t[rows], adv_group, z.cpu(), cfg.group_size)
     loss, n_need, teacher = 0.0, 0, torch.zeros(0, dtype=torch.bool)
     per_row = {"ratio": torch.zeros(0), "clipped": torch.zeros(0), "dual_clipped": torch.zeros(0), "kl": torch.zeros(0)}
     if live_rows is not None:
-        adv = adv_all[rows].to(live_rows.completion_ids.device)  # (K,)
+        adv = adv_used.to(live_rows.completion_ids.device)  # (K,)
         # gate zones live on the CPU (gates.band); the forwards take them on the model's device
         z = None if z is None else z.to(live_rows.completion_ids.device)
         loss_modes = ["full"] * k if z is None else ["deployed" if int(x) == KEEP else "full" for x in z.tolist()]
@@ -381,8 +467,11 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     metrics.update(update_metrics(dp.gather_rows(zz), gathered, dp.gather_rows(teacher),
                                   dp.gather_rows(decision.scores.cpu().float()), dp.sum_float(loss),
                                   int(dp.sum_float(n_need)), decision))
+    metrics.update(advantage_metrics(dp.gather_rows(zz), dp.gather_rows(adv_used.cpu()),
+                                     dp.gather_rows(adv_group.cpu())))
     return metrics, record
 
 
-__all__ = ["GateState", "Precomputed", "StepRecord", "ZoneDecision", "apply_update", "choose_zones", "loss_backward",
-           "old_logps", "optimise", "precompute", "reference_logps", "update_metrics"]
+__all__ = ["FENCE", "FENCE_PROMPTS", "GateState", "Precomputed", "StepRecord", "ZoneDecision", "advantage_metrics",
+           "apply_update", "choose_zones", "first_token_logps", "first_token_sets", "loss_backward", "old_logps",
+           "optimise", "precompute", "reference_logps", "update_metrics"]

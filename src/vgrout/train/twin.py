@@ -22,6 +22,7 @@ import json
 import shutil
 from pathlib import Path
 
+from vgrout.eval.results import SCALE_STATES
 from vgrout.io import atomic_dir, write_json_atomic, write_text_atomic
 from vgrout.train.config import Config
 
@@ -53,12 +54,12 @@ def twin_mismatch(source: Config, derived: Config) -> list[str]:
 def _eval_with_texts(step_json: Path) -> dict:
     """An eval result as `evaluate` returned it: the step JSON with each sample's text put back
     from step_NNNNNN.samples.jsonl (row order: states, then samples, as `sample_rows` wrote it)."""
-    from vgrout.eval.results import STATES, read_jsonl, samples_path
+    from vgrout.eval.results import ALL_STATES, read_jsonl, samples_path
 
     result = json.loads(step_json.read_text())
     rows = read_jsonl(samples_path(step_json))
     i = 0
-    for state in STATES:
+    for state in ALL_STATES:
         for s in result["states"].get(state, {}).get("samples", []):
             row = rows[i] if i < len(rows) else None
             if row is None or (row["state"], row["problem_id"], row["sample"]) != (state, s["problem_id"], s["sample"]):
@@ -81,6 +82,8 @@ def _whole_adapter_eval(result: dict, source_dir: Path, run_dir: Path, arm: str)
     if out.get("checkpoint"):  # written by `vgrout eval RUN`: the checkpoint is the twin's own copy
         out["checkpoint"] = str(run_dir / Path(out["checkpoint"]).relative_to(source_dir))
     out["states"]["deployed"] = copy.deepcopy(out["states"]["as_trained"])
+    for state in SCALE_STATES:  # a whole-adapter arm has no quarantine to scale
+        out["states"].pop(state, None)
     return out
 
 
