@@ -78,7 +78,7 @@ def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides
     print(console_table(summary))
     print("\nThe gate under test (does the routing score separate hacks? oracle labels, diagnostics only)")
     print(gate_console_table(summary))
-    print("\nIs the regime one where the question can be read? (issue 11's bars)")
+    print("\nIs the regime one where the question can be read? (the regime checks)")
     print(format_checks(summary["regime_checks"]))
     print("\nFindings")
     print(findings(report))

@@ -75,7 +75,7 @@ def with_placebo_draws(arms: tuple[str, ...], k: int) -> tuple[str, ...]:
 # Config fields a branch may change relative to the prefix it forks from: the arm and what
 # only the arm reads, plus bookkeeping that does not touch the trained state.
 FORK_FREE = frozenset({"arm", "placebo", "placebo_seed", "placebo_draw", "inoculation_prompt", "checkpoint_every", "eval", "preset"})
-HELDOUT_MODES_PRESET = "heldout-modes"  # the multi-mode preset of issue 11 item 6 (held-out loophole modes)
+HELDOUT_MODES_PRESET = "heldout-modes"  # the multi-mode preset (held-out loophole modes)
 
 
 def run_is_finished(run_dir: Path, steps: int) -> bool:
@@ -211,13 +211,19 @@ class Unit:
 
 
 def unit_cost(cfg, steps: int) -> float:
-    """A run's time relative to a vanilla run of the preset's steps, for `steps` of them. Per step,
-    from the demo consoles (docs/results): routeA ~1.45x vanilla, its placebo ~1.25x (no direction
-    refresh), routeV ~2x. Only the launch order reads it."""
+    """A run's time relative to a zone-free run (vanilla, gt_only) of the preset's steps, for `steps` of
+    them. Per run, from the demo console of 2026-12-07 (docs/results/demo-2026-12-07): gt_only 58 s,
+    absorb 81 s, oracle 88 s, routeA-placebo 100 s, routeA 120 s; routeV ~1.9x routeA (study
+    console, 2026-12-02). Only the launch order reads it."""
     from vgrout.train.arms import arm_for
 
-    features = arm_for(cfg.arm).features
-    per_step = {"none": 1.0, "act": 1.25 if cfg.placebo else 1.45, "grad": 2.0}[features]
+    arm = arm_for(cfg.arm)
+    if arm.features == "act":
+        per_step = 1.75 if cfg.placebo else 2.05
+    elif arm.features == "grad":
+        per_step = 3.9
+    else:  # zones split each forward by zone (absorb, oracle); vanilla and inoculation run zone-free
+        per_step = {"absorb": 1.4, "oracle": 1.5}.get(arm.name, 1.0)
     return per_step * steps / max(1, cfg.steps) if steps else 0.0
 
 

@@ -8,11 +8,11 @@ Degradation: a hack rate that falls because the deployed model stopped writing v
 stopped solving, is not a removed hack. An arm's deployed model is **degraded** when
 
 - its deployed valid rate (seed mean) is below VALID_FLOOR = 0.9: one output in ten that
-  does not compile is a broken model whatever it hacks (issue 11 sets 0.9 as the bar every
+  does not compile is a broken model whatever it hacks (0.9 is the bar every
   deployed arm must clear); or
 - a base is known and its deployed solve rate is below the base's by more than
   max(SOLVE_TOL, 2·se), se = sqrt(SEM_seeds² + SE_base²), SE_base = sqrt(p(1−p)/n) the base's
-  binomial standard error. SOLVE_TOL = 0.05 is the tolerance issue 11 gives a gt_only control;
+  binomial standard error. SOLVE_TOL = 0.05 is the tolerance a gt_only control is held to;
   the 2·se term keeps seed spread and the base's sampling noise from being called degradation;
 - a gt_only arm is in the comparison and the arm's deployed solve rate is below gt_only's by
   more than max(SOLVE_TOL, 2·se), se = sqrt(SEM_seeds² + SE_gt_only²), SE_gt_only its SEM over

@@ -28,7 +28,7 @@ from vgrout.report.rundir import METRICS, RunData
 from vgrout.stats import BOOT_B, BOOT_LEVEL, Interval, hierarchical_bootstrap, paired_test, seeds_needed
 
 Arms = dict[str, dict[int, RunData]]
-EQUIV_MARGIN = 0.05  # the equivalence margin for hack, solve and valid rates (issue 11's gt_only tolerance)
+EQUIV_MARGIN = 0.05  # the equivalence margin for hack, solve and valid rates (the gt_only control's solve tolerance)
 ALPHA = 0.05
 POWER = 0.8
 BOOT_SEED = 0  # the bootstrap's RNG seed, mixed with what is compared (crc32) so calls do not depend on order
