@@ -18,9 +18,9 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "base_eval.json").is_file() and summary["base"] is not None  # the base model, evaluated once
     assert "| base (step 0) | — | 0 |" in text and "deployed valid" in text
-    assert list(summary["arms"]) == ["vanilla", "absorb", "gt_only", "routeA", "routeA-placebo"]
+    assert list(summary["arms"]) == ["vanilla", "absorb", "gt_only", "oracle", "routeA", "routeA-placebo"]
     for arm in DEFAULT_ARMS:
-        assert f"| {arm} | 0,1 |" in text  # the arm's row in the per-arm table, over both seeds
+        assert f"| {arm}" in text and " | 0,1 |" in text  # the arm's row in the per-arm table, over both seeds
         a = summary["arms"][arm]
         assert a["seeds"] == [0, 1] and a["final_step"] == [2]
         for state in ("deployed", "as_trained"):
@@ -37,12 +37,23 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "deployed hack" in printed and "deployed valid" in printed and str(report) in printed
     assert "Findings" in printed and "Base model (before training)" in printed
+    # the gate under test is a result: its table, its quality and the oracle reference, labelled
+    for arm in ("routeA", "oracle"):  # a gate block wherever the tiny runs' gate scored a live row
+        gate = summary["arms"][arm].get("gate")
+        assert gate is None or gate["quality"] in ("informative", "uninformative", "inverted", "no scores")
+    assert "uses oracle labels: an upper bound" in printed and "gate" in printed
+    # deploy scale: the quarantine arms' evals carry the scaled states, vanilla's do not
+    states = json.loads((out / "absorb_s0" / "eval" / "step_000002.json").read_text())["states"]
+    assert set(states) == {"as_trained", "deployed", "half_quarantine", "quarantine_only"}
+    assert set(json.loads((out / "vanilla_s0" / "eval" / "step_000002.json").read_text())["states"]) == {
+        "as_trained", "deployed"}
+    assert "deploy_scale" in summary["arms"]["absorb"] and "Deploy-scale" in text
 
     # a second call finds every run finished and only rebuilds the report
     run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
-    assert printed.count(": trained") == 8  # every (arm, seed) trained once, but vanilla: absorb's twin
+    assert printed.count(": trained") == 10  # every (arm, seed) trained once, but vanilla: absorb's twin
     assert printed.count(": written from absorb_s") == 2
-    assert capsys.readouterr().out.count(": cached") == 10  # and reused on the second call
+    assert capsys.readouterr().out.count(": cached") == 12  # and reused on the second call
     gt = json.loads((out / "gt_only_s0" / "config.json").read_text())
     assert gt["modes"] == ["gt_only"] and gt["eval"]["modes"] == ["run_tests"]  # trained loophole-free, evaluated hinted
 

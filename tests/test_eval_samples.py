@@ -21,7 +21,7 @@ def _config(**kw) -> dict:
     """A config.json as `vgrout train` writes it (every Config field)."""
     from vgrout.train.presets import preset
 
-    cfg = preset("toy").to_dict()
+    cfg = preset("toy").resolved().to_dict()  # train() writes the resolved config (derived seeds filled in)
     cfg.update(kw)
     return cfg
 
@@ -59,17 +59,23 @@ def _run_info(tmp_path, cfg: dict):
 def test_eval_defaults_are_the_runs_own_eval_settings(tmp_path):
     from vgrout.eval.cli import EVAL_BATCH_PROMPTS, eval_defaults
 
-    s = eval_defaults(_run_info(tmp_path, _config()))  # the toy preset: 64 problems, training marker names
-    assert s == {"problems": "heldout", "n_problems": 64, "n_samples": 1, "seed": 12345, "markers": "train",
+    unresolved = _config()
+    unresolved["eval"] = dict(unresolved["eval"], seed=-1)  # a preset's config that train() never resolved
+    with pytest.raises(ValueError, match="eval.seed -1 \\(unresolved\\); give --seed N"):
+        eval_defaults(_run_info(tmp_path, unresolved))
+    cfg = _config()
+    s = eval_defaults(_run_info(tmp_path, cfg))  # the toy preset: 64 problems, training marker names
+    assert cfg["eval"]["seed"] >= 0  # derived from the run seed
+    assert s == {"problems": "heldout", "n_problems": 64, "n_samples": 1, "seed": cfg["eval"]["seed"], "markers": "train",
                  "max_new_tokens": 32, "temperature": 0.6, "top_p": 0.95, "top_k": 20,
                  "batch_prompts": EVAL_BATCH_PROMPTS, "modes": ["run_tests"]}
     cfg = _config(modes=["gt_only"])
     cfg["eval"]["modes"] = ["run_tests"]
     assert eval_defaults(_run_info(tmp_path, cfg))["modes"] == ["run_tests"]
     legacy = {k: v for k, v in _config().items() if k != "eval"}  # an older run's flat eval_* keys
-    legacy.update(eval_markers="eval", eval_n_problems=8)
+    legacy.update(eval_markers="eval", eval_n_problems=8, eval_seed=12345)  # older runs all evaluated with 12345
     s = eval_defaults(_run_info(tmp_path, legacy))
-    assert (s["markers"], s["n_problems"]) == ("eval", 8)
+    assert (s["markers"], s["n_problems"], s["seed"]) == ("eval", 8, 12345)
     cfg = _config()
     cfg["eval"]["markrs"] = "train"
     with pytest.raises(ValueError, match="unknown eval setting"):

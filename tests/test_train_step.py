@@ -252,7 +252,7 @@ def _fixed_zone_step(tmp_path, pairs_path, monkeypatch, per_block: bool, zones_o
 
     monkeypatch.setattr(step_mod, "loss_backward", spy)
     metrics, record = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
-                               zones=z)
+                               zones=z, token_sets=run.token_sets)
     assert n % g == 0 and metrics["rows_live"] == n
     return seen, torch.tensor(rewards), metrics, record, final_state(run)
 

@@ -36,6 +36,7 @@ from vgrout.stats import PairedTest, mean_sem, paired_test, wilson_interval
 Arms = dict[str, dict[int, RunData]]
 Degraded = dict[str, list[str]]  # {arm: reasons its deployed model is degraded ([] = held)}
 ALPHA = 0.05
+ABSORB_ARM = "absorb"  # the gate pinned to absorb: the no-routing control every direction arm must beat
 
 
 def fmt(x: float, digits: int = 3) -> str:
@@ -168,10 +169,12 @@ DIFF_HEADER = ("| comparison | deployed metric | Δ mean ± SEM | n | t | p (pai
 
 def comparisons(arms: Arms, order: list[str]) -> list[tuple[str, str]]:
     """(arm, reference) pairs: every arm against vanilla, every arm with a placebo against it (with
-    several placebo draws, against their per-seed mean: placebo_ref())."""
+    several placebo draws, against their per-seed mean: placebo_ref()) and against absorb."""
     # a placebo's further draws (X-placebo1, ...) meet vanilla only through their per-seed mean below
     pairs = [(a, VANILLA) for a in order if a != VANILLA and VANILLA in arms and not placebo_draw(a)]
     pairs += [(a, placebo_ref(arms, a)) for a in order if placebo_base(a) is None and placebo_ref(arms, a)]
+    # a direction arm (one with a placebo) against the gate pinned to absorb: does routing beat no routing?
+    pairs += [(a, ABSORB_ARM) for a in order if placebo_base(a) is None and placebo_ref(arms, a) and ABSORB_ARM in arms]
     return pairs
 
 
