@@ -126,12 +126,18 @@ def test_the_longest_chain_of_work_launches_first():
 def test_ctrl_c_terminates_and_joins_every_worker():
     import signal
 
+    # a suite started in the background (`./dev test &`) inherits SIGINT as ignored: install the default
+    # handler, so the signal below raises KeyboardInterrupt as a Ctrl-C in a terminal does
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     tasks = [types.SimpleNamespace(name=f"t{i}", after=None, s=120.0) for i in range(3)]
     main = threading.main_thread().ident
     threading.Timer(8.0, signal.pthread_kill, (main, signal.SIGINT)).start()  # Ctrl-C while both workers sleep
     t0 = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        run_tasks(tasks, _sleep, jobs=2, on_done=lambda *a: None)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_tasks(tasks, _sleep, jobs=2, on_done=lambda *a: None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not multiprocessing.active_children() and time.perf_counter() - t0 < 60
 
 

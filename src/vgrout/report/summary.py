@@ -111,7 +111,7 @@ def summary_json(arms: dict[str, dict[int, RunData]], order: list[str], base: Ba
     return summary
 
 
-# Issue 11's bars for a regime where the question is real (the demo preset is held to them).
+# The bars of a regime where the question is real (the demo preset is held to them).
 REGIME_BARS = {"base_solve_min": 0.55, "base_hack_max": 0.05, "vanilla_hack_min": 0.8, "vanilla_valid_min": 0.95,
                "gt_only_solve_tol": 0.05, "samples_min": 256}
 
