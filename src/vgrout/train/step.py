@@ -381,9 +381,7 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     arm = arm if arm is not None else arm_for(cfg.arm)
     dp = dp if dp is not None else DataParallel.single()
     fence: dict = {}
-    sets = None
-    if FENCE_PROMPTS > 0:
-        sets = token_sets
+    sets = token_sets if FENCE_PROMPTS > 0 else None
     if sets is not None:
         tf = time.perf_counter()
         # rank 0 holds the global batch's first groups: the same prompts for any number of processes

@@ -21,11 +21,6 @@ from torch import Tensor
 from vgrout.gates import auroc, paired_accuracy, project_scores
 
 
-def check_pairs_name(cfg) -> str:
-    """The run's check set ("" = none; configs written before the field load with its default)."""
-    return str(cfg.check_pairs or "")
-
-
 def direction_quality(hack: Tensor, clean: Tensor, v: Tensor, modes: list[str] | None = None) -> dict:
     """How `v` (M, r) separates pair features hack, clean (P, M, r): AUROC of the projection
     (hack sides positive, every side pooled), paired accuracy, and the AUROC per loophole mode."""
@@ -56,7 +51,7 @@ def transfer_check(run, v: Tensor, placebo: Tensor | None = None) -> dict | None
     from vgrout.pairs import load_pairs
     from vgrout.train.features import pair_features
 
-    name = check_pairs_name(run.cfg)
+    name = run.cfg.check_pairs  # "" = none; configs written before the field load with its default
     if not name:
         return None
     pairs = load_pairs(name)
@@ -119,11 +114,12 @@ def _cli(args: argparse.Namespace) -> int:
         if args.checkpoint:
             ckpt = latest_checkpoint(target) if args.checkpoint == "final" else Path(args.checkpoint)
             if ckpt is None:
-                raise SystemExit(f"vgrout direction: {target} has no checkpoint")
+                raise SystemExit(f"vgrout direction: {target} has no complete checkpoint yet; train it first "
+                                 "(vgrout train --resume RUN) or drop --checkpoint to score the initial adapter")
             run.adapter.load(Path(ckpt) / "adapter.safetensors")
             refresh_direction(run, initial=True)
     print(json.dumps(run.direction_info, indent=2))
     return 0
 
 
-__all__ = ["check_pairs_name", "direction_quality", "register", "transfer_check"]
+__all__ = ["direction_quality", "register", "transfer_check"]
