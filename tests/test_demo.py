@@ -6,7 +6,7 @@ import pytest
 
 from vgrout.demo import DEFAULT_ARMS, run_demo
 
-TINY = {"model": "toy:tiny", "steps": "2", "warmup_steps": "0", "eval_every": "2", "eval_n_problems": "4", "prompts_per_step": "2",
+TINY = {"model": "toy:tiny", "steps": "2", "warmup_steps": "0", "eval_every": "1", "eval_n_problems": "4", "prompts_per_step": "2",
         "group_size": "4", "max_new_tokens": "12", "grader_workers": "1", "buffer_size": "64"}
 
 
@@ -42,9 +42,12 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
         gate = summary["arms"][arm].get("gate")
         assert gate is None or gate["quality"] in ("informative", "uninformative", "inverted", "no scores")
     assert "uses oracle labels: an upper bound" in printed and "gate" in printed
-    # deploy scale: the quarantine arms' evals carry the scaled states, vanilla's do not
+    # deploy scale: the quarantine arms' last evals carry the scaled states, vanilla's do not, and
+    # the curve point before the last samples two states (eval.deploy_scales="last")
     states = json.loads((out / "absorb_s0" / "eval" / "step_000002.json").read_text())["states"]
     assert set(states) == {"as_trained", "deployed", "half_quarantine", "quarantine_only"}
+    assert set(json.loads((out / "absorb_s0" / "eval" / "step_000001.json").read_text())["states"]) == {
+        "as_trained", "deployed"}
     assert set(json.loads((out / "vanilla_s0" / "eval" / "step_000002.json").read_text())["states"]) == {
         "as_trained", "deployed"}
     assert "deploy_scale" in summary["arms"]["absorb"] and "Deploy-scale" in text

@@ -18,6 +18,7 @@ from vgrout.eval.results import SCALE_STATES, STATES
 # Arms that deploy the whole adapter, for runs written before state.json recorded "deploys".
 LEGACY_WHOLE_ADAPTER_ARMS: tuple[str, ...] = ("vanilla", "erase")
 DEPLOYS: tuple[str, ...] = ("deployed block", "whole adapter")
+DEPLOY_SCALES: tuple[str, ...] = ("last", "every", "off")  # EvalSettings.deploy_scales
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,14 @@ class EvalSettings:
     only by the weights); -1: derived from the run seed (`Config.resolved` writes it to
     config.json), so seeds differ in their eval samples as well and the spread over seeds carries
     the eval's own sampling noise. Older configs recorded 12345 and keep it."""
-    deploy_scales: bool = True
-    """Also evaluate the deploy-scale states of a quarantine arm (`SCALE_STATES`): the deployed
-    block plus half the quarantine, and the quarantine alone, beside deployed (scale 0) and
-    as-trained (scale 1). Whole-adapter arms (vanilla) have no quarantine and skip them."""
+    deploy_scales: str = "last"
+    """When the trainer's eval also samples the deploy-scale states of a quarantine arm
+    (`SCALE_STATES`: the deployed block plus half the quarantine, and the quarantine alone, beside
+    deployed = scale 0 and as-trained = scale 1): "last" (the run's last eval, the one the report's
+    scale panel reads; the periodic curve points sample two states, half the cost), "every" or
+    "off". Whole-adapter arms (vanilla) have no quarantine and skip them. `vgrout eval` samples
+    them at every checkpoint it evaluates unless "off". Older configs' true/false load as
+    "every"/"off"."""
     temperature: float = 0.6
     """Eval sampling temperature. Evaluation samples like the reference's eval (T 0.6, top-p 0.95,
     top-k 20), not like training's exploration: it measures what the policy does, not its noise."""
@@ -57,6 +62,10 @@ class EvalSettings:
     """Eval top-k (0: off)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.deploy_scales, bool):  # configs written before "last" existed
+            object.__setattr__(self, "deploy_scales", "every" if self.deploy_scales else "off")
+        if self.deploy_scales not in DEPLOY_SCALES:
+            raise ValueError(f"eval.deploy_scales={self.deploy_scales!r}: choose one of {', '.join(DEPLOY_SCALES)}")
         if isinstance(self.modes, str):
             object.__setattr__(self, "modes", tuple(s for s in self.modes.split(",") if s))
         else:
@@ -70,10 +79,12 @@ class EvalSettings:
         return {k: (list(v) if isinstance(v := getattr(self, k), tuple) else v) for k in self.field_names()}
 
 
-def eval_states(settings: EvalSettings, deployed_is_full: bool) -> tuple[str, ...]:
+def eval_states(settings: EvalSettings, deployed_is_full: bool, last: bool = True) -> tuple[str, ...]:
     """The states an eval of this run samples: as-trained and deployed, plus the deploy-scale
-    states for a run that deletes its quarantine at deployment (when `deploy_scales`)."""
-    return STATES + (SCALE_STATES if settings.deploy_scales and not deployed_is_full else ())
+    states for a run that deletes its quarantine at deployment, at the evals `deploy_scales`
+    names (`last`: this is the run's last eval, or an eval outside training)."""
+    scales = settings.deploy_scales == "every" or (settings.deploy_scales == "last" and last)
+    return STATES + (SCALE_STATES if scales and not deployed_is_full else ())
 
 
 def nest_eval_keys(d: dict) -> dict:

@@ -272,7 +272,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         with grader_factory() as grader:
             run.grader = grader
             if heldout is not None and start is not None and ckpt is None:
-                heldout(run)  # the starting point's eval: the fork's or the relearning attack's step 0
+                heldout(run, last=run.step == cfg.steps)  # the starting point's eval: the fork's or the relearning attack's step 0
             while run.step < cfg.steps and (stop_after is None or run.step < stop_after):
                 with oom_guard(cfg, f"step {run.step}"):  # an OOM names micro_batch, max_new_tokens, group_size
                     row, diag, samples = grpo_step(run, grader)
@@ -287,7 +287,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
                 if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0) or last:
                     save_checkpoint(run_dir, run.step, run.adapter, trainer_state(run), run.checkpoint_info())
                 if heldout is not None and (run.step % cfg.eval.every == 0 or last):
-                    heldout(run)
+                    heldout(run, last=last)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(rew=f"{row['reward_mean']:.2f}", hack=f"{diag['hack_rate']:.2f}",
