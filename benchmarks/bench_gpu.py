@@ -44,8 +44,8 @@ from vgrout.pairs import load_pairs
 from vgrout.rollout import eos_token_ids, render_prompts
 from vgrout.train.data import sample_prompts
 from vgrout.train.loop import build_run, grpo_step
-from vgrout.train.memory import oom_guard
-from vgrout.train.presets import preset
+from vgrout.train.distributed import oom_guard
+from vgrout.train.config import preset
 from vgrout.types import Grade, Problem
 
 PHASES = ("time_generate", "time_grade", "time_gate", "time_old_logps", "time_reference", "time_fwd_bwd",

@@ -37,7 +37,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from vgrout.rollout.logps import completion_logps
-    from vgrout.train.features import adapter_context
+    from vgrout.train.direction import adapter_context
     from vgrout.train.loop import build_run, generate_batch, sample_prompts
 
     spec = replace(BenchSpec(threads=args.threads), **WORKLOADS[args.workload])

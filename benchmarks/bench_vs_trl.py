@@ -129,7 +129,7 @@ def vgrout_config(spec: BenchSpec, arm: str, grader_workers: int = 2):
     """The trainer's toy preset with the benchmark's workload: n_problems = P, so every step sees the same P prompts.
 
     `ARM+overlap` (vanilla+overlap, routeA+overlap) is the arm with `overlap_grading=true`."""
-    from vgrout.train.presets import toy
+    from vgrout.train.config import toy
 
     base, _, extra = arm.partition("+")
     return toy().with_overrides({
@@ -282,7 +282,7 @@ class VgroutArm:
     """vgrout's own loop step (`vgrout.train.loop.grpo_step`) on the benchmark's workload, in this process."""
 
     def __init__(self, name: str, spec: BenchSpec, grader, run_dir: Path) -> None:
-        from vgrout.train.setup import build_run
+        from vgrout.train.run import build_run
 
         self.name = name
         self.grader = workload_grader(spec, grader)

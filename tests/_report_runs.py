@@ -14,7 +14,7 @@ import torch
 from vgrout.eval.results import eval_path, make_result, rebuild_curve, write_json_atomic
 from vgrout.eval.tally import EvalSample, tally
 from vgrout.train.config import Config
-from vgrout.train.metrics import JsonlSink, oracle_diagnostics
+from vgrout.train.loop import JsonlSink, oracle_diagnostics
 from vgrout.types import Grade
 
 N_PROBLEMS = 40

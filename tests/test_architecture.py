@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "stats": set(),
     "jobs": set(),
     "pairs": {"io", "types"},
+    "rundir": {"io", "types"},
     "env": {"types"},
     "data": {"env", "pairs", "types"},
     "toy": {"env", "io", "pairs", "types"},
@@ -32,14 +33,16 @@ ALLOWED: dict[str, set[str]] = {
     "adapter": {"chat", "io", "types"},
     "gates": {"stats", "types"},
     "rollout": {"adapter", "chat", "types"},
-    "eval": {"adapter", "env", "io", "models", "problemsets", "rollout", "stats", "types"},
-    "report": {"eval", "io", "stats"},
+    "eval": {"adapter", "env", "io", "models", "problemsets", "rollout", "rundir", "stats", "types"},
+    "report": {"eval", "io", "rundir", "stats"},
     "interop": {"env", "types"},
-    "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "toy", "types"},
-    "demo": {"report", "study", "toy", "train"},
-    "export_cli": {"adapter", "eval", "io", "models", "toy"},
-    "relearn": {"eval", "io", "train", "types"},
-    "study": {"env", "eval", "io", "jobs", "models", "relearn", "report", "toy", "train"},
+    "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "rundir", "toy",
+              "types"},
+    "twin": {"eval", "io", "rundir", "train"},
+    "demo": {"report", "rundir", "study", "toy", "train"},
+    "export_cli": {"adapter", "eval", "io", "models", "rundir", "toy"},
+    "relearn": {"eval", "io", "rundir", "train", "types"},
+    "study": {"env", "eval", "io", "jobs", "models", "relearn", "report", "rundir", "toy", "train", "twin"},
     "cli": {"*"},
     "__main__": {"cli"},
     "__init__": set(),
@@ -103,7 +106,8 @@ def test_the_map_has_no_cycles():
 
 
 def test_nothing_below_train_imports_train():
-    lower = {"eval", "report", "env", "adapter", "gates", "rollout", "models", "problemsets", "io", "types", "pairs"}
+    lower = {"eval", "report", "env", "adapter", "gates", "rollout", "models", "problemsets", "io", "types", "pairs",
+             "rundir"}
     assert not [k for k in edges() if k[1] == "train" and k[0] in lower]
 
 
@@ -113,3 +117,27 @@ def test_docs_show_the_same_table():
     rows = re.findall(r"^\| `([\w_]+)` \| (.*?) \|$", section, flags=re.M)
     shown = {u: {t.strip("` ") for t in deps.split(",") if t.strip("` ") not in ("", "nothing")} for u, deps in rows}
     assert shown == ALLOWED, "docs/architecture.md's import table differs from tests/test_architecture.py's ALLOWED"
+
+
+def test_docs_module_map_lists_every_module():
+    """The module map's row for a package names each of its modules (`name.py`) and no other: a module
+    added, merged or moved edits docs/architecture.md in the same commit."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `vgrout/([\w_]+)/` \| (.*?) \|$", section, flags=re.M))
+    packages = sorted(p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+    assert set(packages) <= set(rows), f"packages without a row in the module map: {sorted(set(packages) - set(rows))}"
+    for pkg in packages:
+        owns = rows[pkg]
+        named = set(re.findall(r"`([\w_]+\.py)`", owns))
+        have = {f.name for f in (SRC / pkg).glob("*.py") if f.name != "__init__.py"}
+        assert named == have, f"docs/architecture.md's vgrout/{pkg}/ row: missing {sorted(have - named)}, " \
+                              f"stale {sorted(named - have)}"
+    tops = sorted(f.name for f in SRC.glob("*.py") if f.name not in ("__init__.py", "__main__.py"))
+    shown = set(re.findall(r"^\| `vgrout/([\w_]+\.py)` \|", section, flags=re.M))
+    assert shown == set(tops), f"top-level modules missing from the map {sorted(set(tops) - shown)}, stale {sorted(shown - set(tops))}"
+
+
+def test_train_stays_small():
+    """The trainer reads top to bottom in a few files: at most ten modules in train/, `__init__` included."""
+    assert len(list((SRC / "train").glob("*.py"))) <= 10

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from vgrout.report.baselines import oracle_early_stop, section_early_stop
 from vgrout.study import fork_mismatch, parse_seeds, run_study
-from vgrout.train.presets import preset
+from vgrout.train.config import preset
 
 TINY = {"steps": "2", "eval.every": "1", "eval.n_problems": "4", "max_new_tokens": "12"}
 
@@ -104,7 +104,7 @@ def test_relearn_two_steps_writes_its_file_and_the_report_row(tmp_path):
     last = entry["curve"][-1]  # hack, solve and valid after the attack, in that order
     assert f"| {last['hack']:.3f} | {last['solve']:.3f} | {last['valid']:.3f} |" in row, row
     from vgrout.report.baselines import summary
-    from vgrout.report.rundir import group_by_arm, load_run
+    from vgrout.report.runs import group_by_arm, load_run
 
     block = summary(group_by_arm([load_run(run_dir)]), ["absorb"])["relearn"]
     assert block["arms"]["absorb"]["deployed"]["seeds"] == [0] and block["base"]["verdict"] == "reference"
@@ -173,7 +173,7 @@ def test_a_vanilla_branch_is_the_uninterrupted_vanilla_run(tmp_path):
     A branch killed before its start checkpoint resumes from start.json, not from the init."""
     from _rules import RuleGrader
 
-    from vgrout.train.rundir import StartFrom, write_run_dir
+    from vgrout.train.run import StartFrom, write_run_dir
 
     cfg = preset("smoke").with_overrides({"steps": "3", "max_new_tokens": "12"})
     full = _train(cfg, tmp_path / "full", grader_factory=RuleGrader)

@@ -76,7 +76,7 @@ def test_demo_branches_arms_from_a_vanilla_prefix(tmp_path, capsys):
 
 
 def test_demo_rejects_unknown_arm(tmp_path):
-    with pytest.raises(SystemExit, match="unknown arm"):
+    with pytest.raises(ValueError, match="unknown arm"):
         run_demo(tmp_path / "d", ("vanilla", "nope"), (0,), dict(TINY), fresh=False)
 
 

@@ -11,7 +11,7 @@ import torch
 from test_train_step import RuleGrader, pairs_path, smoke_cfg  # noqa: F401  (fixture)
 from vgrout.pairs import load_pairs
 from vgrout.train.loop import train
-from vgrout.train.transfer import direction_quality
+from vgrout.train.direction import direction_quality
 
 
 def test_direction_quality_on_features_it_separates_and_inverts():

@@ -191,7 +191,7 @@ def test_eval_cli_on_a_real_smoke_run(tmp_path):
     import sys
 
     from vgrout.train.loop import train
-    from vgrout.train.presets import smoke
+    from vgrout.train.config import smoke
 
     run = tmp_path / "absorb_s0"
     train(smoke().with_overrides({"arm": "absorb", "steps": 2, "checkpoint_every": 1}), run)

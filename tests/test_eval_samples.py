@@ -19,7 +19,7 @@ SAMPLE_KEYS = {"step", "state", "problem_id", "mode", "sample", "completion", "r
 
 def _config(**kw) -> dict:
     """A config.json as `vgrout train` writes it (every Config field)."""
-    from vgrout.train.presets import preset
+    from vgrout.train.config import preset
 
     cfg = preset("toy").resolved().to_dict()  # train() writes the resolved config (derived seeds filled in)
     cfg.update(kw)
@@ -182,7 +182,7 @@ def test_samples_command_filters_and_prints(tmp_path, capsys):
 
 def test_rollout_samples_are_bounded_seeded_and_label_free(tmp_path):
     from vgrout.eval.samples import show
-    from vgrout.train.samples import ROLLOUT_SAMPLES, write_rollout_samples
+    from vgrout.rundir import ROLLOUT_SAMPLES, write_rollout_samples
 
     texts = [f"completion {i}" for i in range(12)]
     rows = write_rollout_samples(tmp_path, 1, texts, [float(i % 2) for i in range(12)], zones=[i % 3 for i in range(12)],

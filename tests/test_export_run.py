@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vgrout.adapter import AdapterConfig, attach
-from vgrout.eval.rundir import deploys_whole_adapter
+from vgrout.eval.settings import deploys_whole_adapter
 from vgrout.export_cli import export_run, load_base
 
 IDS = torch.tensor([[3, 17, 42, 8, 99, 5, 23, 61]])
@@ -23,7 +23,7 @@ IDS = torch.tensor([[3, 17, 42, 8, 99, 5, 23, 61]])
 def _run_dir(tmp_path, arm: str, record_arm: bool):
     """A run directory as `vgrout train --preset smoke` writes it, on the tiny toy world, with a
     checkpoint whose blocks both moved away from their init (so the quarantine matters)."""
-    from vgrout.train.presets import smoke
+    from vgrout.train.config import smoke
 
     cfg = smoke().with_overrides({"arm": arm}).to_dict()
     run = tmp_path / f"{arm}_s0"

@@ -88,7 +88,7 @@ def test_trainer_keeps_gate_state_on_cpu_and_zones_on_the_model_device(tmp_path)
     """A routeA smoke step: the direction and buffer stay CPU float32; the zones the adapter
     receives are on the model's device (CPU here: the check is the same code a GPU run takes)."""
     from _rules import RuleGrader  # the trainer tests' rule-based stand-in grader
-    from vgrout.train import presets
+    from vgrout.train import config as presets
     from vgrout.train.loop import train
 
     seen = []

@@ -45,7 +45,7 @@ def world(tmp_path_factory):
     from vgrout.rollout import left_pad, per_token_logps, render_prompt_text
     from vgrout.rollout.tokens import encode_text
     from vgrout.models import load_model
-    from vgrout.train.teacher import TeacherRow, write_teacher_pool
+    from vgrout.train.data import TeacherRow, write_teacher_pool
 
     root = tmp_path_factory.mktemp("real_path")
     lines = [line for line in Path(LEETCODE).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -104,7 +104,7 @@ ARMS = [("vanilla", "gaussian"), ("absorb", "gaussian"), ("routeA", "gaussian"),
 def arm_runs(world, tmp_path_factory):
     """Every arm (and absorb + scorda) trained for 2 steps through `train` with the real grader."""
     from vgrout.train.loop import train
-    from vgrout.train.presets import preset
+    from vgrout.train.config import preset
 
     out = {}
     env_before = os.environ.get("VGROUT_LEETCODE_JSONL")
@@ -142,7 +142,7 @@ def test_every_arm_trains_and_evaluates_on_held_out_problems(arm_runs, world, ar
 
 def test_checkpoint_and_resume_match_the_uninterrupted_run(arm_runs, world, tmp_path):
     from vgrout.train.loop import train
-    from vgrout.train.presets import preset
+    from vgrout.train.config import preset
 
     full, full_dir = arm_runs[("routeA", "gaussian")]
     os.environ["VGROUT_LEETCODE_JSONL"] = str(world["test"])

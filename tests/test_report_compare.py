@@ -9,7 +9,7 @@ import pytest
 
 from vgrout.eval.results import write_json_atomic
 from vgrout.report.compare import build_report, paired
-from vgrout.report.rundir import group_by_arm, load_run
+from vgrout.report.runs import group_by_arm, load_run
 
 from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 

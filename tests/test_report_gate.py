@@ -8,7 +8,7 @@ import pytest
 
 from vgrout.report import gate
 from vgrout.report.compare import build_report
-from vgrout.report.rundir import load_run
+from vgrout.report.runs import load_run
 from vgrout.stats import auroc
 
 from _report_runs import make_run  # noqa: E402

@@ -8,10 +8,11 @@ import math
 
 import pytest
 
-from vgrout.report import gatequality, rundir
+from vgrout.report import gatequality
+from vgrout.report import runs as rundir
 from vgrout.report.compare import build_report, comparisons, findings, paired
 from vgrout.report.gatequality import INFORMATIVE_MIN, INVERTED_BELOW, ORACLE_NOTE, classify, gate_console_table
-from vgrout.report.rundir import group_by_arm, load_run, order_arms, placebo_base, placebo_draw
+from vgrout.report.runs import group_by_arm, load_run, order_arms, placebo_base, placebo_draw
 from vgrout.report.summary import console_table
 from vgrout.stats import auroc
 
@@ -22,7 +23,7 @@ N = N_PROBLEMS
 
 @pytest.fixture(autouse=True)
 def _draw_labels(monkeypatch):
-    """The label rule for placebo draws (vgrout.eval.rundir.arm_label: "-placebo" + draw when draw > 0),
+    """The label rule for placebo draws (vgrout.rundir.arm_label: "-placebo" + draw when draw > 0),
     applied here unless arm_label already applies it."""
     orig = rundir.arm_label
 

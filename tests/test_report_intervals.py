@@ -9,7 +9,7 @@ import pytest
 from vgrout.eval.results import eval_path, write_json_atomic
 from vgrout.report.base import Base, degradation
 from vgrout.report.compare import bootstraps, build_report, check_comparable, summarise
-from vgrout.report.rundir import group_by_arm, load_run
+from vgrout.report.runs import group_by_arm, load_run
 
 from _report_runs import N_PROBLEMS, _block, _samples, make_run  # noqa: E402
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vgrout.eval.tally import EvalSample, tally
 from vgrout.report.modes import group_counts, mode_groups, pooled, section_heldout_modes, summary_block
-from vgrout.report.rundir import RunData
+from vgrout.report.runs import RunData
 
 MODES = ("run_tests", "sentinel", "exit_code", "stdout_marker")
 

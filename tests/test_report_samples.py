@@ -2,7 +2,7 @@
 
 from vgrout.report.compare import build_report
 from vgrout.report.samples import pick
-from vgrout.report.rundir import group_by_arm, load_run
+from vgrout.report.runs import group_by_arm, load_run
 
 from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 from vgrout.eval.results import eval_path
 from vgrout.report.base import SOLVE_TOL, VALID_FLOOR, degradation, find_base
 from vgrout.report.compare import build_report
-from vgrout.report.rundir import load_run
+from vgrout.report.runs import load_run
 
 from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 

@@ -14,7 +14,7 @@ import torch
 from vgrout.adapter import ABSORB, KEEP, ROUTE, AdapterConfig, attach
 from vgrout.rollout import Rollouts
 from vgrout.rollout.logps import completion_logps, prefix_units
-from vgrout.train.features import act_features, adapter_context
+from vgrout.train.direction import act_features, adapter_context
 
 V, P, G, T = 48, 3, 4, 7
 

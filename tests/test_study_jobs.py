@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 import vgrout.jobs as jobs
 from vgrout.jobs import RunFailed, run_tasks
 from vgrout.study import run_is_finished, run_matrix
-from vgrout.train.presets import preset
+from vgrout.train.config import preset
 
 TINY = {"steps": "2", "eval.every": "1", "eval.n_problems": "4", "max_new_tokens": "12"}
 TIMING = ("created", "run_dir", "checkpoint")  # wall-clock and path fields: the only ones allowed to differ
@@ -82,7 +82,7 @@ def test_a_failing_run_stops_new_launches_and_is_named(tmp_path, capsys):
     (out / "routeA_s0").mkdir(parents=True)
     (out / "routeA_s0" / "config.json").write_text('{"another": "run"}')  # train_one refuses this directory
     base = preset("smoke").with_overrides(TINY)
-    with pytest.raises(RunFailed, match=r"routeA_s0: SystemExit: .*another config.*1 not started"):
+    with pytest.raises(RunFailed, match=r"routeA_s0: ValueError: .*another config.*1 not started"):
         run_matrix(out, base, ("routeA", "vanilla", "absorb"), (0,), jobs=2)
     assert "routeA_s0: FAILED" in capsys.readouterr().out
     assert run_is_finished(out / "absorb_s0", 2)  # the run already running finished: its work is kept
@@ -145,9 +145,9 @@ def test_jobs_below_one_is_refused_before_any_work(tmp_path):
     from vgrout.demo import run_demo
     from vgrout.study import run_study
 
-    with pytest.raises(SystemExit, match="--jobs 0 must be >= 1"):
+    with pytest.raises(ValueError, match="--jobs 0 must be >= 1"):
         run_demo(tmp_path / "d", ("vanilla",), (0,), dict(TINY), fresh=False, jobs=0)
-    with pytest.raises(SystemExit, match="--jobs 0 must be >= 1"):
+    with pytest.raises(ValueError, match="--jobs 0 must be >= 1"):
         run_study(tmp_path / "s", "smoke", ("vanilla",), (0,), dict(TINY), jobs=0)
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
 
@@ -167,7 +167,7 @@ def test_a_finished_run_is_reused_across_new_config_fields_and_refused_with_anot
         run_matrix(tmp_path, base, ("vanilla",), (0,), jobs=n)
         assert "vanilla_s0: cached" in capsys.readouterr().out
     other = base.with_overrides({"lr": str(base.lr * 2)})
-    with pytest.raises(SystemExit, match="holds a run with another config"):
+    with pytest.raises(ValueError, match="holds a run with another config"):
         run_matrix(tmp_path, other, ("vanilla",), (0,), jobs=1)
-    with pytest.raises(RunFailed, match="vanilla_s0: SystemExit: .*holds a run with another config"):
+    with pytest.raises(RunFailed, match="vanilla_s0: ValueError: .*holds a run with another config"):
         run_matrix(tmp_path, other, ("vanilla",), (0,), jobs=2)

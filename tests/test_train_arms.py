@@ -8,7 +8,7 @@ import torch
 from vgrout.adapter import AdapterConfig, attach
 from vgrout.train import ARMS, Config, arm_for
 from vgrout.train.arms import Arm, Vanilla
-from vgrout.train.schedule import build_optimizer
+from vgrout.train.run import build_optimizer
 from vgrout.types import ABSORB, KEEP
 
 from _tiny import V, tiny_model  # noqa: E402

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from vgrout.train import PRESETS, Config, preset
-from vgrout.train.advantage import group_advantages
+from vgrout.train.step import group_advantages
 from vgrout.train.cli import build_config
 from vgrout.train.config import check_rank_fits
 from vgrout.train.data import load_problems, unhackable_slots
-from vgrout.train.loss import grpo_token_loss
-from vgrout.train.schedule import lr_multiplier
+from vgrout.train.step import grpo_token_loss
+from vgrout.train.run import lr_multiplier
 
 
 @pytest.mark.parametrize("kw,msg", [
@@ -230,7 +230,7 @@ def test_eval_seed_and_placebo_draws_are_derived_from_the_run_seed():
 
 
 def test_placebo_draws_are_filed_as_their_own_labels():
-    from vgrout.eval.rundir import arm_label
+    from vgrout.rundir import arm_label
     from vgrout.study import arm_config, with_placebo_draws
 
     assert with_placebo_draws(("routeA", "routeA-placebo", "absorb"), 3) == (

@@ -12,7 +12,7 @@ from test_train_step import RuleGrader, final_state, pairs_path, read_rows, smok
 from vgrout.train.config import derived_seed
 from vgrout.train.data import sample_prompts
 from vgrout.train.loop import generate_batch, grade_batch, train
-from vgrout.train.setup import build_run
+from vgrout.train.run import build_run
 from vgrout.train.step import loss_backward
 from vgrout.types import KEEP
 
@@ -154,7 +154,7 @@ def test_train_cli_resumes_with_more_steps_and_ends_with_a_summary(tmp_path, cap
 def test_an_extended_cosine_run_follows_the_new_totals_schedule(tmp_path, pairs_path):
     """The optimizer's saved lr belongs to the old total (0 after a finished cosine run); the
     extension must take the new total's lr for its steps."""
-    from vgrout.train.schedule import lr_multiplier
+    from vgrout.train.run import lr_multiplier
 
     cfg = smoke_cfg(pairs_path, arm="vanilla", steps=2, cosine=True, warmup_steps=0, checkpoint_every=1)
     train(cfg, tmp_path / "r", grader_factory=RuleGrader, progress=False)

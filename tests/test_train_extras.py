@@ -12,11 +12,11 @@ import torch
 from test_train_step import RuleGrader, final_state, pairs_path, smoke_cfg  # noqa: F401  (fixture)
 from vgrout.train import Config
 from vgrout.train.data import sample_prompts
-from vgrout.train.heal import retain_heal
+from vgrout.train.run import retain_heal
 from vgrout.train.loop import generate_batch, grade_batch, train
-from vgrout.train.setup import build_run
+from vgrout.train.run import build_run
 from vgrout.train.step import old_logps, optimise
-from vgrout.train.teacher import load_teacher_pool, sample_teacher_pool, write_teacher_pool
+from vgrout.train.data import load_teacher_pool, sample_teacher_pool, write_teacher_pool
 
 
 # ---- retain-heal ---------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def test_motivate_pairs_are_generated_once_and_deterministic(tmp_path, pairs_pat
     assert len(a.pairs) == 3 and a.pairs == b.pairs  # same seed, same pairs
     assert a.pairs[0].hack_messages != a.pairs[0].clean_messages and "Note:" in a.pairs[0].hack_messages[-1]["content"]
     assert a.direction_info["n_pairs"] == 3 and a.direction_info["kind"] == "grad"
-    import vgrout.train.motivate as mot
+    import vgrout.train.direction as mot
 
     monkeypatch.setattr(mot, "generate_motivate_pairs", lambda *a, **k: pytest.fail("regenerated motivate pairs"))
     again = build_run(cfg, tmp_path / "a")  # a resume reads motivate_pairs.jsonl

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vgrout.rollout.logps import completion_logps
-from vgrout.train.features import act_features, adapter_context, completion_positions
+from vgrout.train.direction import act_features, adapter_context, completion_positions
 
 from test_rollout_shared_prefix import G, P, batch, tiny_adapted
 

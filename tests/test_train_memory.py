@@ -13,9 +13,9 @@ from _tiny import V, tiny_model
 
 from vgrout.adapter import ABSORB, KEEP, ROUTE, AdapterConfig, attach
 from vgrout.rollout import per_token_logps
-from vgrout.train import presets
-from vgrout.train.memory import GradientCheckpointing, OutOfMemory, oom_guard
-from vgrout.train.tensorboard import TeeSink, with_tensorboard
+from vgrout.train import config as presets
+from vgrout.train.distributed import GradientCheckpointing, OutOfMemory, oom_guard
+from vgrout.train.loop import TeeSink, with_tensorboard
 
 
 def adapter_grads(checkpointed: bool) -> tuple[dict, int]:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from vgrout.train.loop import grpo_step, train
-from vgrout.train.setup import build_run
+from vgrout.train.run import build_run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _rules import RuleGrader  # noqa: E402

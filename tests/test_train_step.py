@@ -18,7 +18,7 @@ from vgrout.env.modes import render_messages
 from vgrout.pairs import write_pairs
 from vgrout.train import preset
 from vgrout.train.loop import generate_batch, grade_batch, train
-from vgrout.train.setup import build_run
+from vgrout.train.run import build_run
 from vgrout.train.data import sample_prompts
 from vgrout.train.step import optimise
 from vgrout.types import HackPair
@@ -206,7 +206,7 @@ def test_the_oracle_arm_is_the_only_way_labels_reach_the_zones(tmp_path, pairs_p
 def test_deployed_block_advantages_rule():
     """Per group of 4: routed rows keep r - mean(group); keep/absorb rows are centred on their own
     mean (0 when their rewards are equal); a group with no routed row is returned bit for bit."""
-    from vgrout.train.advantage import deployed_block_advantages, group_advantages
+    from vgrout.train.step import deployed_block_advantages, group_advantages
 
     K, A, R = 0, 1, 2
     rewards = torch.tensor([3.5, 0.5, 0.5, 0.0,    # hack routed: deployed rows 0.5, 0.5, 0.0
@@ -260,7 +260,7 @@ def _fixed_zone_step(tmp_path, pairs_path, monkeypatch, per_block: bool, zones_o
 def test_per_block_baseline_centres_the_deployed_rows_of_each_group(tmp_path, pairs_path, monkeypatch):
     """A real step (smoke model, real rollouts, fixed zones): within each group the advantages
     the deployed block's rows (keep, absorb) trained on sum to zero; routed rows keep r - mean(group)."""
-    from vgrout.train.advantage import group_advantages
+    from vgrout.train.step import group_advantages
 
     seen, rewards, metrics, record, _ = _fixed_zone_step(tmp_path, pairs_path, monkeypatch, True, [2, 0, 1, 1])
     adv, zones, g = seen["adv"], seen["zones"], 4
@@ -284,7 +284,7 @@ def test_per_block_baseline_off_is_the_group_baseline_bit_for_bit(tmp_path, pair
     """Off, the update trains on r - mean(group) exactly; on, a step whose groups have no routed
     row is bit for bit the same step (same advantages, same adapter after). The first-token probe
     (off in the first of those two steps, on in the second) only adds its metrics."""
-    from vgrout.train.advantage import group_advantages
+    from vgrout.train.step import group_advantages
 
     off, rewards, m_off, _, state_off = _fixed_zone_step(tmp_path / "off", pairs_path, monkeypatch, False, [2, 0, 1, 1])
     assert torch.equal(off["adv"], group_advantages(rewards, 4)[0])

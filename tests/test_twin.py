@@ -1,4 +1,4 @@
-"""Twin runs (vgrout.train.twin): vanilla written from absorb's run equals vanilla trained, file for
+"""Twin runs (vgrout.twin): vanilla written from absorb's run equals vanilla trained, file for
 file, and a study/demo matrix trains absorb once. Real runs on the tiny toy world (smoke preset).
 
 If this test fails, absorb no longer trains as vanilla does (a zone, a metric or a file now depends on
@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from vgrout.report.compare import build_report
 from vgrout.study import plan_matrix, run_matrix
 from vgrout.train.loop import train
-from vgrout.train.presets import preset
-from vgrout.train.twin import TWIN_FILE, read_twin, twin_mismatch, write_twin
+from vgrout.train.config import preset
+from vgrout.twin import TWIN_FILE, read_twin, twin_mismatch, write_twin
 
 TINY = {"steps": "3", "eval.every": "2", "eval.n_problems": "4", "max_new_tokens": "12", "checkpoint_every": "2"}
 

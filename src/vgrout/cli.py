@@ -15,7 +15,7 @@ _COMMAND_MODULES = (
     "vgrout.demo",          # vgrout demo
     "vgrout.study",         # vgrout study
     "vgrout.train.cli",     # vgrout train
-    "vgrout.train.transfer",  # vgrout direction
+    "vgrout.train.direction",  # vgrout direction
     "vgrout.eval.cli",      # vgrout eval
     "vgrout.relearn",       # vgrout eval --relearn-steps (needs the trainer, which eval/ must not import)
     "vgrout.eval.samples",  # vgrout samples

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from vgrout.io import write_json_atomic
-from vgrout.eval.rundir import checkpoint_arm, deploys_whole_adapter, pick_checkpoint, read_config
+from vgrout.eval.settings import deploys_whole_adapter
+from vgrout.rundir import ADAPTER, checkpoint_arm, pick_checkpoint, read_config
 
 EXPORT_INFO = "vgrout_export.json"
 
@@ -59,7 +60,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, step: int | None = None,
     arm = checkpoint_arm(ckpt, cfg)
     which = "full" if deploys_whole_adapter(run_dir, ckpt) else "deployed"
     model, tok, source = load_base(cfg, device)
-    adapter = load_adapter(model, ckpt / "adapter.safetensors")
+    adapter = load_adapter(model, ckpt / ADAPTER)
     if merged:
         path = export_merged(adapter, out, which=which, tokenizer=tok)
         rank = None

@@ -26,6 +26,15 @@ from pathlib import Path
 
 from vgrout.eval.results import read_jsonl
 from vgrout.io import write_json_atomic
+from vgrout.rundir import (
+    config_path,
+    curve_path,
+    diagnostics_path,
+    eval_dir,
+    has_config,
+    relearn_dir,
+    relearn_result_path,
+)
 
 SCHEMA = "vgrout.relearn/1"
 STARTS = ("deployed", "base")
@@ -52,10 +61,9 @@ def relearn_run(run_dir: str | Path, steps: int, *, start: str = "deployed", eve
                 progress: bool = False) -> dict:
     """Run (or resume, or reuse) the attack from `start`; update RUN/relearn/relearn.json; return its entry."""
     from vgrout.eval.settings import read_run
-    from vgrout.train.checkpoint import latest_checkpoint
     from vgrout.train.config import Config
     from vgrout.train.loop import train
-    from vgrout.train.rundir import StartFrom, read_start
+    from vgrout.train.run import StartFrom, latest_checkpoint, read_start
 
     run_dir = Path(run_dir)
     if start not in STARTS:
@@ -66,21 +74,21 @@ def relearn_run(run_dir: str | Path, steps: int, *, start: str = "deployed", eve
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint to attack; train it first")
     info = read_run(run_dir, ckpt)
-    src = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    src = Config.from_dict(json.loads(config_path(run_dir).read_text()))
     cfg = attack_config(src, steps, every, n_problems)
     want = StartFrom(ckpt.resolve(), trainer_state=False, ablate_quarantine=not info.deployed_is_full)
-    out = run_dir / "relearn" / start
+    out = relearn_dir(run_dir, start)
     if start == "base":
         want = StartFrom(None, trainer_state=False)
-    done = (out / "eval" / f"step_{steps:06d}.json").is_file()
-    same = ((out / "config.json").is_file() and json.loads((out / "config.json").read_text()) == json.loads(cfg.to_json())
+    done = (eval_dir(out) / f"step_{steps:06d}.json").is_file()
+    same = (has_config(out) and json.loads(config_path(out).read_text()) == json.loads(cfg.to_json())
             and read_start(out) == want)
     if not same:  # new, or asked a different question (more steps, another checkpoint): start over
         train(cfg, out, overwrite=True, progress=progress, start=want)
     elif not done:
         train(None, out, resume=True, progress=progress)
     entry = summarise_attack(out, steps, every, start, ckpt, info)
-    path = run_dir / "relearn" / "relearn.json"
+    path = relearn_result_path(run_dir)
     doc = json.loads(path.read_text()) if path.is_file() else {}
     if doc.get("schema") != SCHEMA:
         doc = {"schema": SCHEMA, "run_dir": str(run_dir), "arm": src.arm, "seed": src.seed, "starts": {}}
@@ -93,11 +101,11 @@ def summarise_attack(out: Path, steps: int, every: int, start: str, ckpt: Path, 
     """Held-out hack/solve/valid per evaluated step (state: what the attacker deploys, the whole
     adapter), the training batches' hack rate per step (oracle diagnostics), and the steps to THRESHOLD."""
     curve = []
-    for row in read_jsonl(out / "eval" / "curve.jsonl"):
-        ev = json.loads((out / "eval" / row["file"]).read_text())["states"]["deployed"]["overall"]
+    for row in read_jsonl(curve_path(out)):
+        ev = json.loads((eval_dir(out) / row["file"]).read_text())["states"]["deployed"]["overall"]
         curve.append({"step": row["step"], "n": ev["n"], "hack": ev["hack_rate"], "solve": ev["solve_rate"],
                       "valid": ev["format_ok"] / ev["n"]})
-    train_hack = [{"step": d["step"] + 1, "hack": d["hack_rate"]} for d in read_jsonl(out / "diagnostics.jsonl")]
+    train_hack = [{"step": d["step"] + 1, "hack": d["hack_rate"]} for d in read_jsonl(diagnostics_path(out))]
     reached = next((p["step"] for p in curve if p["hack"] >= THRESHOLD), None)
     return {"start": start, "checkpoint": None if start == "base" else str(ckpt),
             "quarantine_ablated": start == "deployed" and not info.deployed_is_full, "steps": steps, "every": every,

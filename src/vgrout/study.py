@@ -2,7 +2,7 @@
 
     toy world (cached) -> [--fork-at S: one vanilla prefix per seed, trained to step S]
     -> every (arm, seed): trained from scratch, or branched from its seed's prefix, or (a twin:
-       vanilla when absorb has the same config) written from that run (`vgrout.train.twin`)
+       vanilla when absorb has the same config) written from that run (`vgrout.twin`)
     -> relearning attack on every run (deployed start) and on vanilla (base start)
     -> the base model evaluated once (STUDY/base_eval.json, `evaluate_base`)
     -> STUDY/report.md + summary.json (vgrout.report.compare, with the oracle early-stop
@@ -32,6 +32,8 @@ import json
 import re
 import time
 from pathlib import Path
+
+from vgrout.rundir import BASE_EVAL, STUDY, config_path, eval_dir, has_config, is_complete, relearn_dir, step_dir
 
 # arm label -> (seed -> Config overrides on top of the preset). Placebo draws vary with the seed.
 STUDY_ARMS: dict[str, object] = {
@@ -80,7 +82,7 @@ HELDOUT_MODES_PRESET = "heldout-modes"  # the multi-mode preset (held-out loopho
 
 def run_is_finished(run_dir: Path, steps: int) -> bool:
     """A run is done when its final-step eval exists (the trainer writes it after the last checkpoint)."""
-    return (run_dir / "eval" / f"step_{steps:06d}.json").is_file()
+    return (eval_dir(run_dir) / f"step_{steps:06d}.json").is_file()
 
 
 def saved_config(run_dir: Path) -> dict:
@@ -89,13 +91,13 @@ def saved_config(run_dir: Path) -> dict:
     the same run; a field this version does not know is an error (Config.from_dict)."""
     from vgrout.train.config import Config
 
-    return Config.from_dict(json.loads((run_dir / "config.json").read_text())).resolved().to_dict()
+    return Config.from_dict(json.loads(config_path(run_dir).read_text())).resolved().to_dict()
 
 
 def same_run(cfg, run_dir: Path, start=None) -> bool:
     """Does RUN_DIR hold this run (config, derived seeds resolved, and start)? A config.json this
     version cannot read is another run."""
-    from vgrout.train.rundir import read_start
+    from vgrout.train.run import read_start
 
     try:
         saved = saved_config(run_dir)
@@ -107,16 +109,16 @@ def same_run(cfg, run_dir: Path, start=None) -> bool:
 def check_same_run(cfg, run_dir: Path, start=None) -> None:
     """Refuse to reuse or resume RUN_DIR when it holds a run with another config or start."""
     if not same_run(cfg, run_dir, start):
-        raise SystemExit(f"vgrout: {run_dir} holds a run with another config or start; "
+        raise ValueError(f"{run_dir} holds a run with another config or start; "
                          "pass --fresh to start over, or another --out")
 
 
 def train_one(cfg, run_dir: Path, start=None) -> str:
     """Train (or resume, or skip) one run; returns what was done. `start` (a
-    `vgrout.train.rundir.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
+    `vgrout.train.run.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
     from vgrout.train.loop import train
 
-    if (run_dir / "config.json").is_file():
+    if has_config(run_dir):
         check_same_run(cfg, run_dir, start)
         if run_is_finished(run_dir, cfg.steps):
             return "cached"
@@ -136,7 +138,7 @@ def evaluate_base(cfg, path: Path) -> Path:
     from vgrout.eval.results import read_eval, write_json_atomic
     from vgrout.models import load_model
     from vgrout.train.arms import arm_for
-    from vgrout.train.evalhook import HeldoutEval
+    from vgrout.train.loop import HeldoutEval
 
     cfg = cfg.with_overrides({"arm": "vanilla", "placebo": False, "placebo_seed": -1, "placebo_draw": 0})
     cfg = cfg.resolved()  # no quarantine: one sampling pass; the eval seed derived from the run seed
@@ -174,16 +176,15 @@ def fork_mismatch(prefix, cfg) -> list[str]:
 def train_prefix(cfg, run_dir: Path, fork_at: int) -> tuple[Path, str]:
     """The shared vanilla prefix of one seed: `cfg` (vanilla) trained to step `fork_at`; returns
     (its checkpoint, what was done)."""
-    from vgrout.train.checkpoint import is_complete, step_dir
     from vgrout.train.loop import train
 
     cfg = dataclasses.replace(cfg, checkpoint_every=fork_at)
     ckpt = step_dir(run_dir, fork_at)
     if is_complete(ckpt):
         what = "cached"
-    elif (run_dir / "config.json").is_file():
+    elif has_config(run_dir):
         if not same_run(cfg, run_dir):
-            raise SystemExit(f"vgrout study: {run_dir} holds a prefix with another config; pass --fresh or another --out")
+            raise ValueError(f"{run_dir} holds a prefix with another config; pass --fresh or another --out")
         train(None, run_dir, resume=True, stop_after=fork_at, progress=False)
         what = "resumed"
     else:
@@ -206,7 +207,7 @@ class Unit:
     after: str | None = None  # the unit that must finish first (the seed's prefix)
     note: str = ""  # appended to its log line (why it trains from scratch)
     relearn: tuple[str, ...] = ()  # relearning-attack starts run after it, in the same process
-    twin_of: Path | None = None  # written from this finished run instead of trained (vgrout.train.twin)
+    twin_of: Path | None = None  # written from this finished run instead of trained (vgrout.twin)
     cost: float = 1.0  # relative run time, for the scheduler (vgrout.jobs: the longest work first)
 
 
@@ -232,10 +233,9 @@ def plan_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], 
     """The matrix as units in the sequential order (per seed: its prefix, then every arm), and the
     arms that cannot branch from the prefix (label -> why). `twins`: an arm whose run is another
     arm's run bit for bit (vanilla, when absorb is in the matrix with the same config) is written
-    from it after it finishes (`vgrout.train.twin`) rather than trained."""
-    from vgrout.train.checkpoint import step_dir
-    from vgrout.train.rundir import StartFrom
-    from vgrout.train.twin import twin_mismatch
+    from it after it finishes (`vgrout.twin`) rather than trained."""
+    from vgrout.train.run import StartFrom
+    from vgrout.twin import twin_mismatch
 
     units: list[Unit] = []
     scratch: dict[str, str] = {}
@@ -291,9 +291,9 @@ def run_unit(unit: Unit, relearn: tuple[int, int, int]) -> tuple[str, list[str]]
 
 def write_one(unit: Unit) -> str:
     """A twin unit: reuse its finished directory, else write it from its source run; what was done."""
-    from vgrout.train.twin import source_finished, write_twin
+    from vgrout.twin import source_finished, write_twin
 
-    if (unit.run_dir / "config.json").is_file():
+    if has_config(unit.run_dir):
         check_same_run(unit.cfg, unit.run_dir, unit.start)
         if source_finished(unit.run_dir, unit.cfg):  # kept as it is (with its relearning attacks)
             return "cached"
@@ -304,14 +304,13 @@ def write_one(unit: Unit) -> str:
 def unit_done(unit: Unit, relearn_steps: int) -> bool:
     """Finished on disk (its final eval, or the prefix's checkpoint, and every attack's final eval): the
     parallel scheduler reuses it in the main process rather than start a worker to say "cached"."""
-    from vgrout.train.checkpoint import is_complete, step_dir
 
     if unit.fork_at:
         return is_complete(step_dir(unit.run_dir, unit.fork_at))
-    if (unit.run_dir / "config.json").is_file() and not same_run(unit.cfg, unit.run_dir, unit.start):
+    if has_config(unit.run_dir) and not same_run(unit.cfg, unit.run_dir, unit.start):
         return False  # another run there: a worker's train_one refuses it, loudly, as with --jobs 1
     return run_is_finished(unit.run_dir, unit.cfg.steps) and all(
-        run_is_finished(unit.run_dir / "relearn" / s, relearn_steps) for s in unit.relearn)
+        run_is_finished(relearn_dir(unit.run_dir, s), relearn_steps) for s in unit.relearn)
 
 
 def dependency_order(units: list[Unit]) -> list[Unit]:
@@ -371,7 +370,7 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     else:  # worker processes, `threads` torch threads each; a branch starts once its prefix is done
         run_tasks(units, functools.partial(run_unit, relearn=relearn), jobs=jobs, on_done=done,
                   init=functools.partial(pin_threads, threads), inline=lambda u: unit_done(u, relearn_steps))
-    write_json_atomic(out / "study.json", {
+    write_json_atomic(out / STUDY, {
         "preset": base.preset, "steps": base.steps, "arms": list(arms), "seeds": list(seeds), "fork_at": fork_at,
         "from_scratch": scratch, "relearn_steps": relearn_steps, "relearn_every": relearn_every,
         "relearn_n_problems": relearn_n_problems,
@@ -388,31 +387,54 @@ def report_section(report: Path, heading: str) -> str:
     return body.split("\n## ", 1)[0].strip()
 
 
+@dataclasses.dataclass(frozen=True)
+class MatrixDefaults:
+    """What `vgrout study` and `vgrout demo` run when a flag is not given: the two are one runner
+    (`run_study`) and one parser (`add_matrix_args`) with two sets of defaults."""
+
+    out: str
+    arms: tuple[str, ...]
+    seeds: str  # a count ("5": seeds 0..4) or a comma-separated list ("0,1,2")
+    placebos: int
+    relearn_steps: int
+    eval_last_only: bool = False  # one held-out eval, after the last step (unless --eval-every or --set eval.every)
+
+
+STUDY_DEFAULTS = MatrixDefaults(out="runs/study", arms=tuple(STUDY_ARMS), seeds="5", placebos=DEFAULT_PLACEBOS,
+                                relearn_steps=10)
+
+
 def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str],
               *, fork_at: int = 0, relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
               heldout_modes: bool = False, heldout_arms: tuple[str, ...] = (), heldout_seeds: tuple[int, ...] = (),
               fresh: bool = False, threads: int = 1, build_threads: int = 2, jobs: int | None = None,
-              twins: bool = True, placebos: int = DEFAULT_PLACEBOS) -> Path:
-    """The study: every (arm, seed), the baselines, the report; returns the report path. `jobs`: runs at
-    a time (None: `default_jobs`); `placebos`: placebo directions per seed of each placebo arm of the
-    main matrix (`with_placebo_draws`)."""
+              twins: bool = True, placebos: int = DEFAULT_PLACEBOS, eval_last_only: bool = False) -> Path:
+    """The matrix behind `vgrout study` and `vgrout demo`: the toy world, the base model's eval, every
+    (arm, seed) with its baselines, the report and its console summary; returns the (main) report's
+    path. `jobs`: runs at a time (None: `default_jobs`); `placebos`: placebo directions per seed of
+    each placebo arm of the main matrix (`with_placebo_draws`); `eval_last_only`: evaluate once, after
+    the last step, unless `overrides` sets eval.every. Raises ValueError on bad arguments."""
     import shutil
 
     from vgrout.report.compare import build_report
     from vgrout.toy import toy_world
     from vgrout.train.cli import pin_threads
-    from vgrout.train.presets import preset
+    from vgrout.train.config import preset
 
     heldout_arms, heldout_seeds = heldout_arms or arms, heldout_seeds or seeds
     arms = with_placebo_draws(arms, placebos)
     unknown = [a for a in (*arms, *heldout_arms) if not is_study_arm(a)]
     if unknown:
-        raise SystemExit(f"vgrout study: unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
+        raise ValueError(f"unknown arm(s) {unknown}; choose from {', '.join(STUDY_ARMS)}")
     if jobs is not None and jobs < 1:
-        raise SystemExit(f"vgrout study: --jobs {jobs} must be >= 1")
+        raise ValueError(f"--jobs {jobs} must be >= 1")
+    if not seeds:
+        raise ValueError("no seeds; give a count (5) or a comma-separated list (0,1,2)")
     if fresh and out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
+    if eval_last_only and "eval.every" not in overrides and "eval_every" not in overrides:
+        overrides = {**overrides, "eval.every": str(preset(preset_name).with_overrides(overrides).steps)}
     base = preset(preset_name).with_overrides(overrides)
     studies = [(out, base, arms, seeds)]
     if heldout_modes:  # the held-out-mode sub-study: heldout_arms x heldout_seeds on the multi-mode preset
@@ -420,74 +442,111 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
                         heldout_seeds))
     report = None
     for where, cfg, arms, seeds in studies:
+        print(f"[1/4] {where}: toy world (installed from the prebuilt world shipped with vgrout, or built once; "
+              "then cached)" if cfg.model.startswith("toy:") else f"[1/4] {where}: model {cfg.model}", flush=True)
         if cfg.model.startswith("toy:"):
-            pin_threads(build_threads)
+            pin_threads(build_threads)  # pretraining's batch-64 matmuls gain from a second thread; GRPO steps do not
             toy_world(cfg.model.split(":", 1)[1], progress=True)
         pin_threads(threads)
-        n_jobs = default_jobs(len(arms) * len(seeds)) if jobs is None else jobs
-        print(f"study {where}: {len(arms)} arms x {len(seeds)} seeds, {cfg.steps} steps each"
-              + (f", branched at step {fork_at}" if fork_at else "")
-              + f", {n_jobs} at a time (--jobs {n_jobs}, {threads} torch thread(s) each)", flush=True)
+        print("[2/4] base model eval (held-out problems, before any training)", flush=True)
         where.mkdir(parents=True, exist_ok=True)
-        base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / "base_eval.json")
+        base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / BASE_EVAL)
+        n_jobs = default_jobs(len(arms) * len(seeds)) if jobs is None else jobs
+        print(f"[3/4] {len(arms)} arms x {len(seeds)} seeds, {cfg.steps} steps each"
+              + (f", branched from a vanilla prefix at step {fork_at}" if fork_at else "")
+              + f", {n_jobs} at a time (--jobs {n_jobs}, {threads} torch thread(s) each)", flush=True)
+        t_train = time.perf_counter()
         run_dirs = run_matrix(where, cfg, arms, seeds, fork_at=fork_at, relearn_steps=relearn_steps,
                               relearn_every=relearn_every, relearn_n_problems=relearn_n_problems, jobs=n_jobs,
-                              threads=threads, twins=twins)
+                              threads=threads, twins=twins,
+                              log=lambda line: print(f"{line}  [{time.perf_counter() - t_train:.0f} s]", flush=True))
+        print("[4/4] report", flush=True)
         path = build_report(run_dirs, where / "report.md", base_file=base_eval)
         report = report or path
-        for heading in ("Findings", "Oracle-selected early stopping (a reference, not a method)", "Relearning attack"):
-            print(f"\n{heading} ({where})\n{report_section(path, heading)}")
-        print(f"\nreport: {path}")
-    print(f"study wall time: {time.perf_counter() - t0:.0f} s")
+        print_summary(path)
+    print(f"wall time: {time.perf_counter() - t0:.0f} s")
     return report
 
 
+def print_summary(report: Path) -> None:
+    """The report on the console: the per-arm table, the gate under test, the regime checks, the
+    findings and the baselines' sections when the matrix ran them, and where the files are."""
+    from vgrout.report.compare import findings
+    from vgrout.report.gatequality import gate_console_table
+    from vgrout.report.summary import console_table, format_checks, summary_path
+
+    summary = json.loads(summary_path(report).read_text())
+    print()
+    print(console_table(summary))
+    print("\nThe gate under test (does the routing score separate hacks? oracle labels, diagnostics only)")
+    print(gate_console_table(summary))
+    print("\nIs the regime one where the question can be read? (the regime checks)")
+    print(format_checks(summary["regime_checks"]))
+    print("\nFindings")
+    print(findings(report))
+    for heading in ("Oracle-selected early stopping (a reference, not a method)", "Relearning attack"):
+        if f"## {heading}" in report.read_text():
+            print(f"\n{heading}\n{report_section(report, heading)}")
+    print(f"\nreport:  {report}\nsummary: {summary_path(report)}\nplots:   "
+          f"{', '.join(str(p) for p in sorted(report.parent.glob('*.png')))}")
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """"5" -> seeds 0..4; "0,3,7" -> those seeds."""
+    """"5" -> seeds 0..4; "0,3,7" (or "7,": the one seed 7) -> those seeds."""
     try:
         if "," in text:
             return tuple(int(s) for s in text.split(",") if s.strip())
         n = int(text)
     except ValueError:
-        raise SystemExit(f"vgrout study: --seeds {text!r}; give a count (5) or a comma-separated list (0,1,2)") from None
+        raise ValueError(f"--seeds {text!r}; give a count (5) or a comma-separated list (0,1,2)") from None
     if n < 1:
-        raise SystemExit(f"vgrout study: --seeds {n}; need at least one seed")
+        raise ValueError(f"--seeds {n}; need at least one seed")
     return tuple(range(n))
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_from_args(args: argparse.Namespace) -> int:
+    """`vgrout study` and `vgrout demo`: the parsed flags -> `run_study`; errors exit with their message."""
     from vgrout.train.cli import parse_sets
 
     try:
         overrides = parse_sets(args.set or [])
         if args.steps is not None:
             overrides["steps"] = str(args.steps)
+        if args.eval_every is not None:
+            overrides["eval.every"] = str(args.eval_every)
         run_study(Path(args.out), args.preset, tuple(a for a in args.arms.split(",") if a), parse_seeds(args.seeds),
                   overrides, fork_at=args.fork_at, relearn_steps=args.relearn_steps, relearn_every=args.relearn_every,
                   relearn_n_problems=args.relearn_n_problems, heldout_modes=args.heldout_modes,
                   heldout_arms=tuple(a for a in (args.heldout_arms or "").split(",") if a),
                   heldout_seeds=parse_seeds(args.heldout_seeds) if args.heldout_seeds else (), fresh=args.fresh,
                   threads=args.threads, build_threads=args.build_threads, jobs=args.jobs, twins=args.twins == "write",
-                  placebos=args.placebos)
+                  placebos=args.placebos, eval_last_only=args.eval_last_only)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise SystemExit(f"vgrout study: {exc}") from None
+        raise SystemExit(f"vgrout {args.command}: {exc}") from None
     return 0
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("study", help="the study matrix: the study arms (--arms) x seeds, baselines, one report (resumable)",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/study", help="where the runs, report.md and summary.json go")
+def add_matrix_args(p: argparse.ArgumentParser, d: MatrixDefaults) -> None:
+    """The flags of `vgrout study` and `vgrout demo`: the same names and meanings, `d`'s defaults."""
+    p.add_argument("--out", default=d.out, help=f"where the runs, report.md and summary.json go (default {d.out})")
     p.add_argument("--preset", default="demo", help="the Config preset every run starts from (default demo)")
-    p.add_argument("--arms", default=",".join(STUDY_ARMS), help=f"comma-separated, from: {', '.join(STUDY_ARMS)}")
-    p.add_argument("--seeds", default="5", help="a count (default 5: seeds 0..4) or a comma-separated list")
+    p.add_argument("--arms", default=",".join(d.arms),
+                   help=f"comma-separated, from: {', '.join(STUDY_ARMS)} (default: {','.join(d.arms)})")
+    p.add_argument("--seeds", default=d.seeds,
+                   help=f"a count (5: seeds 0..4) or a comma-separated list (0,1,2; 7, for seed 7 alone); default {d.seeds}")
     p.add_argument("--steps", type=int, default=None, help="GRPO steps per run (default: the preset's)")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="held-out eval every N steps and after the last (0: none; default: "
+                        + ("after the last step only" if d.eval_last_only else "the preset's") + ")")
+    p.set_defaults(eval_last_only=d.eval_last_only)
     p.add_argument("--fork-at", type=int, default=0, metavar="STEP",
-                   help="train one vanilla prefix per seed to STEP and branch every arm from it (0: no branching)")
-    p.add_argument("--placebos", type=int, default=DEFAULT_PLACEBOS, metavar="K",
-                   help=f"placebo directions per seed for each placebo arm (default {DEFAULT_PLACEBOS}: ARM-placebo, "
+                   help="train one vanilla prefix per seed to STEP and branch the arms that can from it "
+                        "(0: every run from scratch; default 0)")
+    p.add_argument("--placebos", type=int, default=d.placebos, metavar="K",
+                   help=f"placebo directions per seed for each placebo arm (default {d.placebos}; 3: ARM-placebo, "
                         "ARM-placebo1, ARM-placebo2)")
-    p.add_argument("--relearn-steps", type=int, default=10, help="relearning attack steps per run (0: skip)")
+    p.add_argument("--relearn-steps", type=int, default=d.relearn_steps,
+                   help=f"relearning attack steps per run (0: skip; default {d.relearn_steps})")
     p.add_argument("--relearn-every", type=int, default=2, help="held-out eval every K attack steps")
     p.add_argument("--relearn-n-problems", type=int, default=16, help="held-out problems per attack eval")
     p.add_argument("--heldout-modes", action="store_true",
@@ -498,24 +557,26 @@ def register(subparsers) -> None:
                    help="the held-out-mode sub-study's seeds, a count or a list (default: the same as --seeds)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a preset Config field")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for training (default 1)")
-    p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build")
+    p.add_argument("--build-threads", type=int, default=2, help="torch CPU threads for the toy-world build (default 2)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="runs at a time, each in its own worker process (default: the usable CPUs, at most the "
                         "number of runs; 1: one after another in this process); results do not depend on it")
-    add_twins_flag(p)
-    p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
-    p.set_defaults(func=_run)
-
-
-def add_twins_flag(p) -> None:
-    """--twins write|train (vgrout study, vgrout demo)."""
     p.add_argument("--twins", choices=("write", "train"), default="write",
                    help="write: a run that trains bit for bit as another arm's run in the matrix (vanilla, when "
-                        "absorb has the same config) is written from it, not retrained (vgrout.train.twin; "
+                        "absorb has the same config) is written from it, not retrained (vgrout.twin; "
                         "tests/test_twin.py holds the equality); train: train every run (default write)")
+    p.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming")
+    p.set_defaults(func=run_from_args)
 
 
-__all__ = ["DEFAULT_PLACEBOS", "FORK_FREE", "STUDY_ARMS", "Unit", "is_study_arm", "placebo_draw", "with_placebo_draws", "arm_config", "check_same_run", "default_jobs", "evaluate_base",
-           "fork_mismatch", "parse_seeds", "plan_matrix", "register", "run_is_finished", "run_matrix", "run_study",
-           "run_unit", "same_run", "saved_config", "train_one", "train_prefix", "unit_cost", "unit_done", "write_one",
-           "add_twins_flag", "dependency_order"]
+def register(subparsers) -> None:
+    p = subparsers.add_parser("study", help="the study matrix: the study arms (--arms) x seeds, baselines, one report (resumable)",
+                              description=__doc__.splitlines()[0])
+    add_matrix_args(p, STUDY_DEFAULTS)
+
+
+__all__ = ["DEFAULT_PLACEBOS", "FORK_FREE", "STUDY_ARMS", "STUDY_DEFAULTS", "MatrixDefaults", "Unit", "add_matrix_args",
+           "arm_config", "check_same_run", "default_jobs", "dependency_order", "evaluate_base", "fork_mismatch",
+           "is_study_arm", "parse_seeds", "placebo_draw", "plan_matrix", "print_summary", "register", "report_section",
+           "run_from_args", "run_is_finished", "run_matrix", "run_study", "run_unit", "same_run", "saved_config",
+           "train_one", "train_prefix", "unit_cost", "unit_done", "with_placebo_draws", "write_one"]

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from vgrout.env.modes import SYSTEM_PROMPT
-from vgrout.eval.rundir import list_checkpoints, read_config
+from vgrout.rundir import ADAPTER, eval_dir, list_checkpoints, read_config
 from vgrout.eval.settings import RunInfo, eval_states, read_run
 
 # the trainer's eval hook samples 64 prompts per generation batch; the chunk seeds depend on it,
@@ -67,14 +67,14 @@ def eval_run_dir(
         raise ValueError(f"eval_run_dir: unknown setting(s) {unknown}; known: {sorted(OVERRIDABLE)}")
     found = list_checkpoints(run_dir)
     if not found:
-        raise FileNotFoundError(f"{run_dir} has no complete checkpoint yet (checkpoints/step_NNNNNN/adapter.safetensors)")
+        raise FileNotFoundError(f"{run_dir} has no complete checkpoint yet (checkpoints/step_NNNNNN/{ADAPTER})")
     run = read_run(run_dir, found[0][1])
     s = eval_defaults(run)
     s.update({k: v for k, v in overrides.items() if v is not None})
     probs = heldout_problems(s["problems"], toy_name(run.model), s["n_problems"])
     modes = heldout_modes(probs, s["modes"])
     model, tok = _load_run_model(run, device)
-    adapter = load_adapter(model, found[0][1] / "adapter.safetensors")
+    adapter = load_adapter(model, found[0][1] / ADAPTER)
     run_info = {"arm": run.arm, "seed": run.config.get("seed"), "placebo_seed": run.config.get("placebo_seed"),
                 "adapter_init": run.config.get("adapter_init"), "problems": s["problems"]}
     with Grader(sandbox=run.config.get("sandbox", "auto"), workers=int(run.config.get("grader_workers", 1))) as grader:
@@ -106,8 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"vgrout eval: {exc}") from None
     for r in results:
         print(_summary_line(r))
-    eval_dir = Path(args.run_dir) / "eval"
-    print(f"wrote {eval_dir} (step_NNNNNN.json; completions in step_NNNNNN.samples.jsonl)")
+    print(f"wrote {eval_dir(args.run_dir)} (step_NNNNNN.json; completions in step_NNNNNN.samples.jsonl)")
     print(f"read them: vgrout samples {args.run_dir} --hack")
     return 0
 

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from vgrout.io import umask_mode, write_json_atomic, write_text_atomic
+from vgrout.rundir import curve_path, eval_dir
 
 SCHEMA = "vgrout.eval/1"
 STATES = ("as_trained", "deployed")  # every result has these two (quarantine scale 1 and 0)
@@ -114,18 +115,17 @@ def curve_row(result: dict, file_name: str) -> dict:
 
 
 def eval_path(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / "eval" / f"step_{step:06d}.json"
+    return eval_dir(run_dir) / f"step_{step:06d}.json"
 
 
 def rebuild_curve(run_dir: str | Path) -> Path:
     """Rewrite eval/curve.jsonl from every eval/step_*.json, sorted by step (idempotent)."""
-    eval_dir = Path(run_dir) / "eval"
     rows = []
-    for f in sorted(eval_dir.glob("step_*.json")):
+    for f in sorted(eval_dir(run_dir).glob("step_*.json")):
         if _STEP_FILE.match(f.name):
             rows.append(curve_row(read_eval(f), f.name))
     rows.sort(key=lambda r: r["step"])
-    return write_jsonl_atomic(eval_dir / "curve.jsonl", rows)
+    return write_jsonl_atomic(curve_path(run_dir), rows)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

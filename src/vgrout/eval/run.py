@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 from vgrout.eval.evaluator import evaluate
 from vgrout.eval.results import eval_path, read_eval, rebuild_curve, write_eval_result
-from vgrout.eval.rundir import list_checkpoints
+from vgrout.rundir import ADAPTER, list_checkpoints
 from vgrout.types import Problem
 
 
@@ -66,7 +66,7 @@ def evaluate_run(
         raise ValueError(f"checkpoints must be 'all' or 'last', got {checkpoints!r}")
     found = list_checkpoints(run_dir)
     if not found:
-        raise FileNotFoundError(f"no checkpoints/step_NNNNNN/adapter.safetensors under {run_dir}")
+        raise FileNotFoundError(f"no checkpoints/step_NNNNNN/{ADAPTER} under {run_dir}")
     if checkpoints == "last":
         found = found[-1:]
     results = []
@@ -78,7 +78,7 @@ def evaluate_run(
                                  modes if not isinstance(modes, str) else {p.id: modes for p in problems})
             results.append(existing)
             continue
-        adapter.load(ckpt / "adapter.safetensors")
+        adapter.load(ckpt / ADAPTER)
         result = evaluate(model, tokenizer, adapter, problems, modes, grader=grader, **eval_kwargs)
         result.update({"run_dir": str(run_dir), "step": step, "checkpoint": str(ckpt)})
         result["run"] = dict(run_info or {})

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from vgrout.eval.results import read_jsonl
-from vgrout.eval.rundir import arm_label, read_config
+from vgrout.rundir import arm_label, diagnostics_path, eval_dir, read_config, rollout_samples_path
 
 _SAMPLES_FILE = re.compile(r"^step_(\d{6,})\.samples\.jsonl$")
 FILTERS = ("hack", "broken", "solved", "clean")
@@ -22,10 +22,10 @@ FILTERS = ("hack", "broken", "solved", "clean")
 
 def samples_files(run_dir: str | Path) -> dict[int, Path]:
     """{step: eval/step_NNNNNN.samples.jsonl} of a run directory."""
-    eval_dir = Path(run_dir) / "eval"
+    evals = eval_dir(run_dir)
     out = {}
-    if eval_dir.is_dir():
-        for f in eval_dir.iterdir():
+    if evals.is_dir():
+        for f in evals.iterdir():
             m = _SAMPLES_FILE.match(f.name)
             if m:
                 out[int(m.group(1))] = f
@@ -64,7 +64,7 @@ def load_eval_samples(run_dir: str | Path, step: int | None = None) -> tuple[int
 def load_train_samples(run_dir: str | Path, step: int | None = None) -> tuple[int, Path, list[dict]]:
     """(step, file, rows) of the training rollout samples at `step` (default: the last step),
     with the oracle's `hack` joined from diagnostics.jsonl by (step, index) when available."""
-    path = Path(run_dir) / "rollout_samples.jsonl"
+    path = rollout_samples_path(run_dir)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; this run wrote no training rollout samples")
     rows = read_jsonl(path)
@@ -75,7 +75,7 @@ def load_train_samples(run_dir: str | Path, step: int | None = None) -> tuple[in
     if step not in steps:
         raise FileNotFoundError(f"{path} has no rows for step {step}; steps: {steps[:5]}...{steps[-5:]}")
     rows = [r for r in rows if r["step"] == step]
-    diag_file = Path(run_dir) / "diagnostics.jsonl"
+    diag_file = diagnostics_path(run_dir)
     hack_of: list | None = None
     if diag_file.is_file():
         for d in read_jsonl(diag_file):

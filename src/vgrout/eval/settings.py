@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vgrout.eval.results import SCALE_STATES, STATES
+from vgrout.rundir import STATE, config_path, read_state
 
 # Arms that deploy the whole adapter, for runs written before state.json recorded "deploys".
 LEGACY_WHOLE_ADAPTER_ARMS: tuple[str, ...] = ("vanilla", "erase")
@@ -131,7 +132,7 @@ class RunInfo:
 def read_run(run_dir: str | Path, checkpoint: Path | None = None) -> RunInfo:
     """config.json of a run directory (flat eval_* keys of older runs nested), and what the
     run deploys: from `checkpoint`/state.json, else (runs before it was recorded) from the arm."""
-    cfg_file = Path(run_dir) / "config.json"
+    cfg_file = config_path(run_dir)
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{cfg_file} not found; pass a run directory written by `vgrout train`")
     config = nest_eval_keys(json.loads(cfg_file.read_text()))
@@ -139,13 +140,17 @@ def read_run(run_dir: str | Path, checkpoint: Path | None = None) -> RunInfo:
     if unknown:
         raise ValueError(f"{cfg_file}: unknown eval setting(s) {unknown}; see vgrout.eval.settings.EvalSettings")
     settings = EvalSettings(**config.get("eval", {}))
-    state = {}
-    if checkpoint is not None and (checkpoint / "state.json").is_file():
-        state = json.loads((checkpoint / "state.json").read_text())
+    state = read_state(checkpoint) if checkpoint is not None else {}
     deploys = state.get("deploys") or ("whole adapter" if config["arm"] in LEGACY_WHOLE_ADAPTER_ARMS else "deployed block")
     if deploys not in DEPLOYS:
-        raise ValueError(f"{checkpoint}/state.json: deploys={deploys!r}; expected one of {DEPLOYS}")
+        raise ValueError(f"{checkpoint} ({STATE}): deploys={deploys!r}; expected one of {DEPLOYS}")
     return RunInfo(config=config, eval=settings, deploys=deploys)
 
 
-__all__ = ["DEPLOYS", "EvalSettings", "RunInfo", "eval_states", "nest_eval_keys", "read_run"]
+def deploys_whole_adapter(run_dir: str | Path, ckpt_dir: str | Path | None = None) -> bool:
+    """True when the run's deployed model is the whole adapter (vanilla, erase, inoculation), as the
+    checkpoint's state.json "deploys" records (older runs: decided from the arm)."""
+    return read_run(run_dir, None if ckpt_dir is None else Path(ckpt_dir)).deployed_is_full
+
+
+__all__ = ["DEPLOYS", "EvalSettings", "RunInfo", "deploys_whole_adapter", "eval_states", "nest_eval_keys", "read_run"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from vgrout.eval.results import read_eval, samples_path
 from vgrout.eval.settings import nest_eval_keys
-from vgrout.eval.rundir import arm_label, list_checkpoints, read_config
+from vgrout.rundir import (arm_label, checkpoints_dir, config_path, curve_path, diagnostics_path, eval_dir,
+                           list_checkpoints, metrics_path, read_config)
 
 # a deployed valid-output rate this far below as-trained's makes a hack drop suspect (broken output)
 VALID_DROP_WARN = 0.1
@@ -31,8 +32,8 @@ def summarize_run(run_dir: str | Path) -> str:
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     lines = [f"run {run_dir} ({arm_label(cfg)}, seed {cfg.get('seed')}, {cfg.get('steps')} steps)"]
-    curve_file = run_dir / "eval" / "curve.jsonl"
-    steps = {int(m.group(1)): f for f in (run_dir / "eval").glob("step_*.json") if (m := _STEP_FILE.match(f.name))}
+    curve_file = curve_path(run_dir)
+    steps = {int(m.group(1)): f for f in eval_dir(run_dir).glob("step_*.json") if (m := _STEP_FILE.match(f.name))}
     final = (steps[max(steps)], read_eval(steps[max(steps)])) if steps else None
     if final is None:
         every = nest_eval_keys(cfg).get("eval", {}).get("every", 0)  # nested eval settings; older flat keys too
@@ -51,10 +52,10 @@ def summarize_run(run_dir: str | Path) -> str:
             lines.append(f"  note: deployed valid-output rate {v_dep:.3f} < as-trained {v_at:.3f}: part of any hack "
                          "drop is broken output, not removed hacking")
     lines.append("files:")
-    lines.append(f"  {run_dir / 'config.json'}  {run_dir / 'metrics.jsonl'}  {run_dir / 'diagnostics.jsonl'}")
-    ckpts = list_checkpoints(run_dir) if (run_dir / "checkpoints").is_dir() else []
+    lines.append(f"  {config_path(run_dir)}  {metrics_path(run_dir)}  {diagnostics_path(run_dir)}")
+    ckpts = list_checkpoints(run_dir) if checkpoints_dir(run_dir).is_dir() else []
     if ckpts:
-        lines.append(f"  {run_dir / 'checkpoints'}/  (steps {', '.join(str(s) for s, _ in ckpts)})")
+        lines.append(f"  {checkpoints_dir(run_dir)}/  (steps {', '.join(str(s) for s, _ in ckpts)})")
     if final is not None:
         sp = samples_path(final[0])
         lines.append(f"  {final[0]}" + (f"  {sp}" if sp.is_file() else "") + f"  {curve_file}")

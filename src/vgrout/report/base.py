@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vgrout.eval.results import read_eval
-from vgrout.report.rundir import METRICS, RunData, rate
+from vgrout.report.runs import METRICS, RunData, rate
 from vgrout.stats import mean_sem
 
 VALID_FLOOR = 0.9

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Sequence
 
 from vgrout.eval.results import read_eval, read_jsonl
+from vgrout.rundir import STUDY, config_path, curve_path, eval_dir, read_start, relearn_result_path
 from vgrout.stats import mean_sem
 
 EARLY_STOP_TOLERANCE = 0.05
-RELEARN_FILE = Path("relearn") / "relearn.json"
 
 
 # ---- oracle-selected early stopping -----------------------------------------------------
@@ -39,22 +39,17 @@ def oracle_early_stop(curve: Sequence[dict], tolerance: float = EARLY_STOP_TOLER
 
 def eval_curve(run_dir: Path, up_to: int | None = None) -> list[dict]:
     """[{step, n, hack, solve, valid}] of a run's deployed held-out evals (eval/curve.jsonl)."""
-    curve_file = Path(run_dir) / "eval" / "curve.jsonl"
+    curve_file = curve_path(run_dir)
     if not curve_file.is_file():
         return []
     out = []
     for row in read_jsonl(curve_file):
         if up_to is not None and row["step"] > up_to:
             continue
-        o = read_eval(Path(run_dir) / "eval" / row["file"])["states"]["deployed"]["overall"]
+        o = read_eval(eval_dir(run_dir) / row["file"])["states"]["deployed"]["overall"]
         out.append({"step": row["step"], "n": o["n"], "hack": o["hack_rate"], "solve": o["solve_rate"],
                     "valid": o["format_ok"] / o["n"] if "format_ok" in o else float("nan")})
     return out
-
-
-def read_start(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / "start.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def full_curve(run) -> list[dict]:
@@ -65,7 +60,7 @@ def full_curve(run) -> list[dict]:
     if start and start.get("trainer_state") and start.get("checkpoint"):
         src = Path(start["checkpoint"]).parent.parent
         fork_step = min((p["step"] for p in curve), default=None)
-        cfg_file = src / "config.json"
+        cfg_file = config_path(src)
         if cfg_file.is_file() and json.loads(cfg_file.read_text()).get("arm") == run.config.get("arm"):
             before = [p for p in eval_curve(src) if fork_step is None or p["step"] < fork_step]
             curve = before + curve
@@ -112,7 +107,7 @@ def section_early_stop(arms: dict, vanilla: str = "vanilla") -> list[str]:
 
 # ---- relearning attack ------------------------------------------------------------------
 def read_relearn(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / RELEARN_FILE
+    path = relearn_result_path(run_dir)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -202,7 +197,7 @@ def section_branching(arms: dict, order: Sequence[str]) -> list[str]:
     study_notes: dict[str, str] = {}
     for arm in order:
         for seed, run in sorted(arms[arm].items()):
-            study = run.path.parent / "study.json"
+            study = run.path.parent / STUDY
             if study.is_file():
                 study_notes.update(json.loads(study.read_text()).get("from_scratch", {}))
             start = read_start(run.path)
@@ -222,7 +217,7 @@ def section_branching(arms: dict, order: Sequence[str]) -> list[str]:
 
 
 def section_twins(arms: dict, order: Sequence[str]) -> list[str]:
-    """Which runs were written from a twin's run (RUN/twin.json, `vgrout.train.twin`) instead of trained."""
+    """Which runs were written from a twin's run (RUN/twin.json, `vgrout.twin`) instead of trained."""
     rows, why = [], ""
     for arm in order:
         for seed, run in sorted(arms[arm].items()):

@@ -7,7 +7,7 @@ import argparse
 
 from vgrout.report import gate
 from vgrout.report.compare import build_report, findings, fmt, gate_values
-from vgrout.report.rundir import load_run
+from vgrout.report.runs import load_run
 from vgrout.report.gatequality import gate_console_table
 from vgrout.report.summary import REGIME_BARS, console_table, summary_path
 

@@ -27,7 +27,7 @@ from vgrout.io import write_text_atomic
 from vgrout.report import baselines, gate, gatequality, intervals, plots, scale
 from vgrout.report.modes import section_heldout_modes
 from vgrout.report.base import GT_ONLY, Base, degradation, find_base, rule_text
-from vgrout.report.rundir import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
+from vgrout.report.runs import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
                                   placebo_base, placebo_draw, placebo_draws)
 from vgrout.report.samples import section_samples
 from vgrout.report.summary import REGIME_BARS, summary_json, summary_path, write_summary

@@ -20,7 +20,7 @@ ZONE_CODES = {0: "keep", 1: "absorb", 2: "route", "keep": "keep", "absorb": "abs
 # Per-rollout fields of a diagnostics.jsonl row (lists of length N; see docs/evaluation.md).
 SCORE_FIELD, ZONE_FIELD, HACK_FIELD = "gate_score", "zone", "hack"
 ADV_FIELD, LIVE_FIELD = "advantage", "live"  # optional: restrict to rows the gate routes (live, A > 0)
-# Per-step aggregates the trainer writes (vgrout.train.metrics.oracle_diagnostics), used when a
+# Per-step aggregates the trainer writes (vgrout.train.loop.oracle_diagnostics), used when a
 # row has no per-rollout fields: AUROC and precisions only, no recall and no pooling.
 AGGREGATE_FIELDS = {"auroc": "gate_auroc", "route_precision": "gate_route_precision",
                     "keep_precision": "gate_keep_precision", "route_f05": "gate_route_f05"}

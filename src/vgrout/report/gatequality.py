@@ -30,7 +30,7 @@ import statistics
 from typing import Sequence
 
 from vgrout.report import gate
-from vgrout.report.rundir import RunData, placebo_base, placebo_draws
+from vgrout.report.runs import RunData, placebo_base, placebo_draws
 from vgrout.stats import auroc, mean_sem
 
 INFORMATIVE_MIN = 0.6  # mean live AUROC at or above: the gate separates hacks ("informative")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from vgrout.eval.results import read_jsonl
-from vgrout.report.rundir import METRICS, RunData
+from vgrout.report.runs import METRICS, RunData
 from vgrout.stats import BOOT_B, BOOT_LEVEL, Interval, hierarchical_bootstrap, paired_test, seeds_needed
 
 Arms = dict[str, dict[int, RunData]]

@@ -11,7 +11,7 @@ Torch-free, reads only eval JSON.
 
 from __future__ import annotations
 
-from vgrout.report.rundir import RunData
+from vgrout.report.runs import RunData
 from vgrout.stats import wilson_interval
 
 GROUPS = ("seen", "held-out")

@@ -22,7 +22,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from vgrout.io import atomic_file  # noqa: E402
 from vgrout.report import gate  # noqa: E402
 from vgrout.report.base import VALID_FLOOR, Base  # noqa: E402
-from vgrout.report.rundir import METRICS, RunData, placebo_base  # noqa: E402
+from vgrout.report.runs import METRICS, RunData, placebo_base  # noqa: E402
 from vgrout.stats import mean_sem  # noqa: E402
 
 Arms = dict[str, dict[int, RunData]]

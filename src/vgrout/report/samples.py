@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from vgrout.eval.results import read_jsonl
-from vgrout.report.rundir import RunData
+from vgrout.report.runs import RunData
 
 MAX_CHARS = 800  # a quote longer than this is cut, and the report says so
 STATE_ORDER = ("deployed", "as_trained")

@@ -10,14 +10,14 @@ into it; one present at scale 0 stayed in the deployed block.
 Arms that deploy their whole adapter (vanilla, erase) and runs evaluated before these states
 existed have no such states; an arm appears here only when at least one of its runs has one,
 and the report omits the section when none does. Only `final_eval["states"]` is read, so
-`vgrout.report.rundir.STATES` and the curves stay as they are.
+`vgrout.report.runs.STATES` and the curves stay as they are.
 """
 
 from __future__ import annotations
 
 import math
 
-from vgrout.report.rundir import METRICS, RunData, rate
+from vgrout.report.runs import METRICS, RunData, rate
 from vgrout.stats import mean_sem
 
 Arms = dict[str, dict[int, RunData]]

@@ -55,7 +55,7 @@ from pathlib import Path
 from vgrout.io import write_json_atomic
 from vgrout.report.base import GT_ONLY, NOISE_SIGMAS, SOLVE_TOL, VALID_FLOOR, Base
 from vgrout.report import gatequality, modes
-from vgrout.report.rundir import METRICS, RunData
+from vgrout.report.runs import METRICS, RunData
 from vgrout.stats import mean_sem
 
 SCHEMA = "vgrout.summary/1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vgrout.train.arms import ARMS
-from vgrout.train.presets import PRESETS, preset
+from vgrout.train.config import PRESETS, preset
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:

@@ -1,14 +1,18 @@
-"""The training loop: step, log, checkpoint, evaluate; resume exactly.
+"""The training loop: sample -> generate -> grade -> optimise -> log, checkpoint, evaluate; resume exactly.
 
-    run = build_run(cfg, run_dir)            # vgrout.train.setup
+    run = build_run(cfg, run_dir)            # vgrout.train.run
     for step in ...: grpo_step(run, grader)  # sample -> generate -> grade -> optimise -> diagnostics
 
 Everything random in a step is a pure function of (seed, step) (prompt order, sampling
 seeds), so resuming needs only the checkpointed tensors and the step counter. Under a
 launcher (torchrun / accelerate launch) each rank takes whole prompt groups and `optimise`
 synchronises the step (`vgrout.train.distributed`); sampling is seeded per group, so a run
-resumes on any number of processes. Run setup and restore live in `vgrout.train.setup`, the
-run directory in `vgrout.train.rundir`.
+resumes on any number of processes. Run setup, restore and checkpoints live in
+`vgrout.train.run`, the run directory's files in `vgrout.rundir`.
+
+Also here, because the loop is their only caller: the held-out eval hook (`HeldoutEval`), the
+oracle diagnostics of a step (the only place the oracle's labels are read during training; they
+go to diagnostics.jsonl and never back into the step) and the optional TensorBoard sink.
 """
 
 from __future__ import annotations
@@ -19,34 +23,60 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 
-from vgrout.env.modes import SYSTEM_PROMPT
 from vgrout.env.dedup import DedupGrader
+from vgrout.env.modes import SYSTEM_PROMPT
 from vgrout.env.problems import check_disjoint
-from vgrout.io import write_text_atomic
+from vgrout.gates import KEEP, ROUTE, auroc, f_beta, precision
+from vgrout.models import toy_name
+from vgrout.problemsets import heldout_modes, heldout_problems
 from vgrout.rollout import Rollouts, generate, pad_token_id
-from vgrout.train.batch import concat_rollouts, group_by_prompt, join_groups
-from vgrout.train.checkpoint import clean_partial, latest_checkpoint, save_checkpoint
+from vgrout.rollout.batch import concat_rollouts, group_by_prompt, join_groups
+from vgrout.rundir import (
+    JsonlSink,
+    after_retain_heal_path,
+    config_path,
+    diagnostics_path,
+    metrics_path,
+    read_retain_heal,
+    retain_heal_dir,
+    rollout_samples_path,
+    tensorboard_dir,
+    truncate_from,
+    write_config,
+    write_direction,
+    write_retain_heal,
+    write_rollout_samples,
+)
+from vgrout.train.arms import Arm
 from vgrout.train.config import Config
 from vgrout.train.data import PromptSpec, sample_prompts, seed_for
-from vgrout.train.distributed import DataParallel
-from vgrout.train.evalhook import HeldoutEval
-from vgrout.train.memory import oom_guard
-from vgrout.train.metrics import JsonlSink, oracle_diagnostics, truncate_from
-from vgrout.train.rundir import (check_run_dir, read_retain_heal, read_start, write_direction_info,
-                                 write_retain_heal, write_run_dir)
-from vgrout.train.samples import ROLLOUT_SAMPLES, write_rollout_samples
-from vgrout.train.setup import (Run, StartFrom, build_run, refresh_direction, refresh_due, restore, start_from,
-                                trainer_state)
+from vgrout.train.distributed import DataParallel, oom_guard
+from vgrout.train.run import (
+    Run,
+    StartFrom,
+    build_run,
+    check_run_dir,
+    clean_partial,
+    latest_checkpoint,
+    read_start,
+    refresh_direction,
+    refresh_due,
+    restore,
+    retain_heal,
+    save_checkpoint,
+    start_from,
+    trainer_state,
+    write_run_dir,
+)
 from vgrout.train.step import optimise, precompute
-from vgrout.train.tensorboard import with_tensorboard
-from vgrout.types import ROUTE, Grade, GradeRequest
+from vgrout.types import Grade, GradeRequest
 
 T = TypeVar("T")
 
@@ -85,7 +115,7 @@ def generate_batch(run: Run, specs: list[PromptSpec], step: int, groups: range |
     local = [specs[j] for j in index]
     if run.teacher_pool is None or step >= cfg.teacher_off_step:
         return sample_groups(run, local, step, cfg.group_size, index=index)
-    from vgrout.train.teacher import pick_teacher_rows, teacher_rollouts
+    from vgrout.train.data import pick_teacher_rows, teacher_rollouts
 
     t = cfg.teacher_per_prompt
     picks = pick_teacher_rows(run.teacher_pool, specs, t, cfg.seed, step)  # global slots, then this shard's
@@ -206,7 +236,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     `steps` (with resume) sets a new total and extends a finished run (`extend_steps`); the
     steps already taken stay as they ran.
 
-    With eval.every > 0 the held-out eval (vgrout.train.evalhook) runs every eval.every steps
+    With eval.every > 0 the held-out eval (vgrout.train.loop) runs every eval.every steps
     and after the last. With retain_heal_epochs > 0 the heal runs once after the last step
     (see `finish_retain_heal`).
 
@@ -214,7 +244,7 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
     writes the run directory, metrics, diagnostics and checkpoints, and runs the eval hook and
     the retain-heal (the other ranks' returned Run is not healed).
 
-    `start` (a new run only) loads another run's checkpoint first (`vgrout.train.setup.StartFrom`:
+    `start` (a new run only) loads another run's checkpoint first (`vgrout.train.run.StartFrom`:
     a fork, or a relearning attack's starting weights), recorded in RUN_DIR/start.json; the start
     is checkpointed (and, with the eval hook, evaluated) at once, and a resume killed before that
     checkpoint applies start.json again instead of falling back to the init.
@@ -253,12 +283,12 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         dp.barrier()
     metrics = diags = bar = None
     if dp.is_main:
-        for name in ("metrics.jsonl", "diagnostics.jsonl", ROLLOUT_SAMPLES):
-            truncate_from(run_dir / name, run.step)  # drop rows logged after the checkpoint
+        for path in (metrics_path(run_dir), diagnostics_path(run_dir), rollout_samples_path(run_dir)):
+            truncate_from(path, run.step)  # drop rows logged after the checkpoint
         if not resume:
-            write_direction_info(run_dir, run.direction_info)
-        metrics = with_tensorboard(JsonlSink(run_dir / "metrics.jsonl"), run_dir, cfg.tensorboard, "train")
-        diags = with_tensorboard(JsonlSink(run_dir / "diagnostics.jsonl"), run_dir, cfg.tensorboard, "diagnostics")
+            write_direction(run_dir, run.direction_info)
+        metrics = with_tensorboard(JsonlSink(metrics_path(run_dir)), run_dir, cfg.tensorboard, "train")
+        diags = with_tensorboard(JsonlSink(diagnostics_path(run_dir)), run_dir, cfg.tensorboard, "diagnostics")
     if grader_factory is None:
         from vgrout.env import Grader
 
@@ -322,11 +352,11 @@ def extend_steps(cfg: Config, run_dir: Path, steps: int) -> Config:
 def write_extended(cfg: Config, run_dir: Path) -> None:
     """Record the new total in config.json; a retain-heal of the old last step is stale, so its
     files go (the heal runs again after the new last step)."""
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = json.loads(config_path(run_dir).read_text())
     if saved.get("steps") == cfg.steps:
         return
-    write_text_atomic(run_dir / "config.json", cfg.to_json())
-    for stale in (run_dir / "retain_heal", run_dir / "eval" / "after_retain_heal.json"):
+    write_config(run_dir, cfg.to_json())
+    for stale in (retain_heal_dir(run_dir), after_retain_heal_path(run_dir)):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -337,19 +367,169 @@ def finish_retain_heal(run: Run, heldout: HeldoutEval | None) -> dict:
     """Retain-heal once after the last step: heal, save the healed adapter and its stats under
     RUN_DIR/retain_heal/, and (with the eval hook) evaluate it into eval/after_retain_heal.json.
     Skipped when retain_heal/ is already complete (a resumed finished run)."""
-    from vgrout.train.heal import retain_heal
-
     done = read_retain_heal(run.run_dir)
     if done is not None:
         return done
     cfg = run.cfg
     stats = retain_heal(run.adapter, run.model, run.tokenizer, run.heal_pairs, epochs=cfg.retain_heal_epochs,
                         lr=cfg.retain_heal_lr or cfg.lr, batch=cfg.retain_heal_batch, grad_clip=cfg.grad_clip)
-    write_retain_heal(run.run_dir, run.adapter, stats)
+    write_retain_heal(run.run_dir, run.adapter.save, stats)
     if heldout is not None:
-        heldout.write(run, heldout.evaluate(run, run.grader), run.run_dir / "eval" / "after_retain_heal.json", None)
+        heldout.write(run, heldout.evaluate(run, run.grader), after_retain_heal_path(run.run_dir), None)
     return stats
 
 
+# ---- the held-out eval hook --------------------------------------------------------------
+# Every `eval.every` steps (and after the last) the live adapter is evaluated on the held-out
+# problems as-trained (quarantine on) and deployed (quarantine ablated), plus the deploy-scale
+# states where `eval.deploy_scales` asks (by default at the last eval only), and the result is
+# written where `vgrout eval` writes it: RUN_DIR/eval/step_NNNNNN.json, then eval/curve.jsonl is
+# rebuilt. The eval samples with its own seeded generators and the grader the run already holds,
+# so it changes nothing about training (the oracle-scramble and resume tests cover it).
+
+class HeldoutEval:
+    """The training loop's eval hook: `hook(run)` evaluates and writes one step's result."""
+
+    def __init__(self, cfg: Config, arm: Arm) -> None:
+        self.cfg, self.arm = cfg, arm
+        self.problems = heldout_problems(cfg.eval.problems, toy_name(cfg.model), cfg.eval.n_problems)
+        self.modes = heldout_modes(self.problems, cfg.eval.modes or cfg.modes)
+        self.run_info = {"arm": cfg.arm, "seed": cfg.seed, "placebo_seed": cfg.placebo_seed,
+                         "adapter_init": cfg.adapter_init, "problems": cfg.eval.problems}
+
+    def evaluate(self, run, grader, last: bool = True) -> dict:
+        """One eval of the run's current adapter -> a "vgrout.eval/1" result dict (`last`: the
+        run's last eval, which samples the deploy-scale states under eval.deploy_scales="last")."""
+        from vgrout.eval.evaluator import evaluate
+        from vgrout.eval.settings import eval_states
+
+        cfg, ev = self.cfg, self.cfg.eval
+        if ev.seed < 0:
+            raise ValueError("eval.seed is -1 (derived from the run seed): evaluate a resolved config "
+                             "(Config.resolved()), as train() does")
+        whole = not self.arm.has_quarantine_at_deploy
+        return evaluate(run.model, run.tokenizer, run.adapter, self.problems, self.modes, n_samples=ev.samples,
+                        max_new_tokens=cfg.max_new_tokens, seed=ev.seed, grader=grader, markers=ev.markers,
+                        system_prompt=cfg.system_prompt or SYSTEM_PROMPT, states=eval_states(ev, whole, last),
+                        deployed_is_full=whole, temperature=ev.temperature,
+                        top_p=ev.top_p, top_k=ev.top_k, batch_prompts=64)
+
+    def write(self, run, result: dict, path: Path, step: int | None) -> dict:
+        from vgrout.eval.results import rebuild_curve, write_eval_result
+
+        result.update({"run_dir": str(run.run_dir), "step": step, "checkpoint": None, "run": dict(self.run_info)})
+        result = write_eval_result(path, result)  # completions go to step_NNNNNN.samples.jsonl
+        if step is not None:
+            rebuild_curve(run.run_dir)
+        return result
+
+    def __call__(self, run, last: bool = True) -> dict:
+        from vgrout.eval.results import eval_path
+
+        if run.grader is None:
+            raise RuntimeError("HeldoutEval needs the run's open grader (run.grader); call it from the training loop")
+        return self.write(run, self.evaluate(run, run.grader, last), eval_path(run.run_dir, run.step), run.step)
+
+
+# ---- the oracle diagnostics of a step -----------------------------------------------------
+# What needs the oracle's labels (as-trained hack/solve rates, the gate's quality as a hack
+# classifier) goes to diagnostics.jsonl; metrics.jsonl holds oracle-free fields only.
+
+def oracle_diagnostics(grades: Sequence[Grade], hackable: Sequence[bool], deployed: torch.Tensor, live: torch.Tensor,
+                       zones: torch.Tensor, scores: torch.Tensor, advantages: torch.Tensor) -> dict:
+    """As-trained hack/solve rates (all rows, hackable prompts, deploy-sampled rows) and gate quality.
+
+    Gate quality is measured on rows with A > 0 (the ones whose update the gate has to route)
+    against the oracle's hack label `exploited`.
+    """
+    hack = torch.tensor([g.exploited for g in grades])
+    solve = torch.tensor([g.gt_correct for g in grades])
+    hk = torch.tensor(list(hackable))
+
+    def rate(x: torch.Tensor, sel: torch.Tensor) -> float:
+        return float(x[sel].float().mean()) if bool(sel.any()) else math.nan
+
+    all_rows = torch.ones_like(hack)
+    pos = live & (advantages > 0) & ~torch.isnan(scores)
+    out = {
+        "hack_rate": rate(hack, all_rows), "solve_rate": rate(solve, all_rows),
+        "hack_rate_hackable": rate(hack, hk), "solve_rate_hackable": rate(solve, hk),
+        "hack_rate_deploy_sampled": rate(hack, deployed), "solve_rate_deploy_sampled": rate(solve, deployed),
+        "format_rate": rate(torch.tensor([g.format_ok for g in grades]), all_rows),
+        "gate_auroc": auroc(scores[pos], hack[pos]) if bool(pos.any()) else math.nan,
+        "gate_route_precision": precision(zones[pos] == ROUTE, hack[pos]) if bool(pos.any()) else math.nan,
+        "gate_keep_precision": precision(zones[pos] == KEEP, ~hack[pos]) if bool(pos.any()) else math.nan,
+        "gate_route_f05": f_beta(zones[pos] == ROUTE, hack[pos], 0.5) if bool(pos.any()) else math.nan,
+        "route_share_of_hacks": rate(zones == ROUTE, live & hack),
+    }
+    if not bool(torch.isnan(scores).all()):  # gated arms: per-rollout rows for pooled gate diagnostics
+        out.update({
+            "gate_score": [None if math.isnan(s) else s for s in scores.tolist()],
+            "zone": [int(z) for z in zones.tolist()], "hack": [bool(h) for h in hack.tolist()],
+            "advantage": [float(a) for a in advantages.tolist()], "live": [bool(x) for x in live.tolist()],
+        })
+    return out
+
+
+# ---- the optional TensorBoard sink ---------------------------------------------------------
+# Off by default (`tensorboard=true`, needs the `tensorboard` package): every numeric field of a
+# metrics row at row["step"], as local event files under RUN_DIR/tensorboard/. metrics.jsonl stays
+# the record the reports read; this is a view of the same rows. It never starts a server or uploads.
+
+def require_tensorboard():
+    """torch's SummaryWriter, or a clear error naming the package and the setting."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise RuntimeError("tensorboard=true needs the `tensorboard` package: pip install tensorboard "
+                           "(or leave tensorboard=false; metrics.jsonl is written either way)") from exc
+    return SummaryWriter
+
+
+class TensorBoardSink:
+    """Scalar rows -> TensorBoard event files under `log_dir`, tagged `{prefix}/{field}`."""
+
+    def __init__(self, log_dir: str | os.PathLike, prefix: str = "train") -> None:
+        writer_cls = require_tensorboard()
+        self.log_dir = Path(log_dir)
+        self.prefix = prefix
+        self.writer = writer_cls(log_dir=str(self.log_dir))
+
+    def write(self, row: dict) -> None:
+        step = int(row["step"])
+        for key, value in row.items():
+            if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if math.isfinite(float(value)):
+                self.writer.add_scalar(f"{self.prefix}/{key}", float(value), step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class TeeSink:
+    """Write each row to several sinks (e.g. the JsonlSink and a TensorBoardSink); close them all."""
+
+    def __init__(self, *sinks) -> None:
+        self.sinks = sinks
+
+    def write(self, row: dict) -> None:
+        for s in self.sinks:
+            s.write(row)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()
+
+
+def with_tensorboard(sink, run_dir: str | os.PathLike, enabled: bool, prefix: str = "train"):
+    """`sink` alone, or teed with a TensorBoardSink at RUN_DIR/tensorboard when `enabled`."""
+    if not enabled:
+        return sink
+    return TeeSink(sink, TensorBoardSink(tensorboard_dir(run_dir), prefix))
+
+
 __all__ = ["extend_steps", "finish_retain_heal", "generate_batch", "grade_batch", "grade_beside", "grpo_step",
-           "sample_groups", "train"]
+           "HeldoutEval", "oracle_diagnostics", "require_tensorboard", "sample_groups", "T", "TeeSink",
+           "TensorBoardSink", "train", "with_tensorboard", "write_extended"]

@@ -1,5 +1,8 @@
 """One GRPO step for any number of processes: advantages -> zones -> logp_old -> masked loss -> update.
 
+Read `optimise` (at "the step") top to bottom: it is the method. The stages it calls come
+before it, the advantage and the loss after it.
+
 `optimise` is the oracle-free half of a step: it is handed the rollouts and their rewards
 (floats) and nothing that carries an oracle label. The loop (`vgrout.train.loop`) does the
 sampling and grading and sends the `Grade` objects to the diagnostics sink only.
@@ -8,7 +11,7 @@ Departures from textbook GRPO (Shao et al. 2024), all deliberate:
 1. Dr.GRPO advantage A = r - mean(group): no division by the group std, and a constant loss
    normaliser P * G * T_max instead of per-sequence length normalisation. With
    `per_block_baseline`, a group's keep and absorb rows are centred on their own mean once zones
-   are known, when the group has a routed row (`advantage.deployed_block_advantages`).
+   are known, when the group has a routed row (`deployed_block_advantages`, below).
 2. Zero-variance groups are dropped from the update (they carry A = 0) and counted.
 3. One optimizer update per batch, so on-policy rows have rho = 1 and need no logp_old
    forward (old = detached current). A separate no-grad logp_old forward runs only for rows
@@ -17,7 +20,7 @@ Departures from textbook GRPO (Shao et al. 2024), all deliberate:
    behaviour log-probs, so rho is a true importance ratio everywhere.
    Dual clip: PPO's clip leaves rho A unbounded when A < 0, and those off-policy rows can have
    rho far above 1 (a keep row the full adapter liked but the deployed block alone does not),
-   so rho is capped at `dual_clip_c` (default 3) on tokens with A < 0 (`vgrout.train.loss`);
+   so rho is capped at `dual_clip_c` (default 3) on tokens with A < 0 (`grpo_token_loss`, below);
    `dual_clip_frac` / `dual_clip_row_frac` log how often the cap binds. On-policy rows
    (rho = 1) are untouched, bit for bit.
 4. KL to the adapter-free base with the k3 estimator, added per token (beta may be 0).
@@ -58,14 +61,12 @@ from torch import Tensor
 
 from vgrout.gates import ScoreBuffer, band_gate
 from vgrout.rollout import Rollouts
+from vgrout.rollout.batch import chunks, select_rows
 from vgrout.rollout.logps import completion_logps, position_ids_from_mask
-from vgrout.train.advantage import deployed_block_advantages, group_advantages
 from vgrout.train.arms import Arm, arm_for
-from vgrout.train.batch import chunks, select_rows
 from vgrout.train.config import Config
+from vgrout.train.direction import act_features, adapter_context, count_rows, grad_features
 from vgrout.train.distributed import DataParallel
-from vgrout.train.features import act_features, adapter_context, count_rows, grad_features
-from vgrout.train.loss import grpo_token_loss
 from vgrout.types import ABSORB, KEEP, ROUTE, ZONE_NAMES
 
 
@@ -268,7 +269,7 @@ def first_token_sets(tokenizer, model=None) -> tuple[Tensor, Tensor] | None:
     ids); None when no token opens a fence. Fence ids: every token whose text opens a ``` fence or
     is a prefix of one (a BPE may merge the fence with what follows: the toy tokenizer's
     completions open with the single token '```python\\nclass Soluti'). Built once per run
-    (`vgrout.train.setup.build_run`)."""
+    (`vgrout.train.run.build_run`)."""
     from vgrout.rollout.tokens import eos_token_ids
 
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
@@ -470,6 +471,122 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     return metrics, record
 
 
-__all__ = ["FENCE", "FENCE_PROMPTS", "GateState", "Precomputed", "StepRecord", "ZoneDecision", "advantage_metrics",
-           "apply_update", "choose_zones", "first_token_logps", "first_token_sets", "loss_backward", "old_logps",
-           "optimise", "precompute", "reference_logps", "update_metrics"]
+# ---- the advantage ------------------------------------------------------------------------
+# Dr.GRPO advantages: A = r - mean(group), no std scaling; zero-variance groups are skipped.
+#
+# `deployed_block_advantages` is the optional per-block baseline (`Config.per_block_baseline`):
+# once zones are known, the rows that train the deployed block (keep, absorb) are centred on
+# their own mean reward in their group, so a routed row's reward no longer sets the baseline the
+# deployed block is pushed against (docs/training.md, "Per-block baseline").
+
+def group_advantages(rewards: Tensor, group_size: int, tol: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """rewards (N,) with contiguous groups of G -> advantages (N,), live rows (N,) bool.
+
+    A row is live when its group's rewards are not all equal (within `tol`); a group with
+    zero variance carries no signal under r - mean and is dropped from the update.
+    """
+    if rewards.ndim != 1 or rewards.numel() % group_size != 0:
+        raise ValueError(f"rewards must be (N,) with N a multiple of group_size={group_size}, got {tuple(rewards.shape)}")
+    r = rewards.to(torch.float32).view(-1, group_size)  # (P, G)
+    adv = r - r.mean(1, keepdim=True)  # (P, G)
+    live = (r.max(1).values - r.min(1).values > tol)[:, None].expand_as(r)  # (P, G)
+    return adv.reshape(-1), live.reshape(-1)
+
+
+def deployed_block_advantages(rewards: Tensor, advantages: Tensor, zones: Tensor, group_size: int,
+                              tol: float = 1e-6) -> Tensor:
+    """The per-block baseline: rewards, advantages, zones (K,) of whole groups of G -> advantages (K,).
+
+    In a group with at least one routed row, each row that trains the deployed block (zone keep
+    or absorb) gets r - mean(r over those rows of its group), so within the group the deployed
+    block's advantages sum to zero; if those rows' rewards are all equal (within `tol`, or only
+    one such row) they get 0. Routed rows keep the group baseline (their `advantages` entry).
+    Groups without a routed row are returned unchanged, bit for bit (the two baselines coincide).
+    """
+    if not (rewards.ndim == advantages.ndim == zones.ndim == 1) or not (
+            rewards.numel() == advantages.numel() == zones.numel()) or rewards.numel() % group_size:
+        raise ValueError(f"rewards {tuple(rewards.shape)}, advantages {tuple(advantages.shape)}, zones "
+                         f"{tuple(zones.shape)} must be (K,) with K a multiple of group_size={group_size}")
+    r = rewards.to(torch.float32).reshape(-1, group_size)  # (P, G)
+    a = advantages.reshape(-1, group_size)
+    dep = zones.to(r.device).reshape(-1, group_size) != ROUTE  # (P, G): rows that train the deployed block
+    n_dep = dep.sum(1, keepdim=True)  # (P, 1)
+    mean_dep = torch.where(dep, r, torch.zeros_like(r)).sum(1, keepdim=True) / n_dep.clamp(min=1)
+    hi = torch.where(dep, r, torch.full_like(r, -torch.inf)).max(1, keepdim=True).values
+    lo = torch.where(dep, r, torch.full_like(r, torch.inf)).min(1, keepdim=True).values
+    varied = (n_dep >= 2) & (hi - lo > tol)  # (P, 1)
+    own = torch.where(varied, r - mean_dep, torch.zeros_like(r)).to(a.dtype)  # (P, G)
+    routed = (~dep).any(1, keepdim=True)  # (P, 1)
+    return torch.where(dep & routed, own, a).reshape(-1)
+
+
+# ---- the loss -----------------------------------------------------------------------------
+# The per-token GRPO loss: dual-clipped policy gradient plus a k3 KL to the base, constant normaliser.
+#
+#     rho_t   = exp(logp_t - logp_old_t)
+#     obj_t   = min(rho_t A, clip(rho_t, 1 - eps, 1 + eps) A)          (PPO)
+#     obj_t   = max(obj_t, c A)                 where A < 0              (dual clip, Ye et al. 2020)
+#     kl_t    = exp(ref_t - logp_t) - (ref_t - logp_t) - 1               (k3, unbiased, >= 0)
+#     loss    = sum_t mask_t (-obj_t + beta kl_t) / normaliser
+#
+# Why the dual clip: PPO's clip bounds the update only from one side. With A < 0 the min picks
+# rho A, which grows without bound in rho, and off-policy rows (keep rows sampled with the full
+# adapter but trained deployed-only, deploy-sampled absorb/route rows, teacher rows) can have
+# rho far above 1. Capping rho at c when A < 0 makes such a token's term the constant c A (no
+# gradient), so |obj_t| <= c |A| and its gradient is at most c |A| per token. On-policy rows have
+# rho = 1 < c: their loss and gradient are bit for bit the PPO ones.
+#
+# The normaliser is a constant (P * G * T_max): Dr.GRPO's "no length normalisation", and the
+# reason micro-batches can be summed exactly.
+
+def grpo_token_loss(
+    logp: Tensor, logp_old: Tensor, adv: Tensor, mask: Tensor, *, clip: float, normaliser: float,
+    logp_ref: Tensor | None = None, kl_beta: float = 0.0, dual_clip: float = 0.0,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """logp, logp_old, mask, logp_ref: (N, T); adv (N,) -> (scalar loss, detached per-row stats).
+
+    `dual_clip` c > 1 caps rho at c on tokens with A < 0 (0: off, plain PPO).
+    Stats (each (N,)): `ratio` token-mean rho, `clipped` share of tokens where the PPO clip binds,
+    `dual_clipped` share of tokens where the dual clip binds, `kl` token-mean k3 (zeros without
+    a reference).
+    """
+    if logp.shape != logp_old.shape or logp.shape != mask.shape or adv.shape != logp.shape[:1]:
+        raise ValueError(f"shape mismatch: logp {tuple(logp.shape)}, old {tuple(logp_old.shape)}, "
+                         f"mask {tuple(mask.shape)}, adv {tuple(adv.shape)}")
+    if dual_clip != 0.0 and not dual_clip > 1.0:
+        raise ValueError(f"dual_clip={dual_clip} must be > 1 (a cap on rho above the PPO band) or 0 (off)")
+    m = mask.to(logp.dtype)  # (N, T)
+    A = adv.to(logp.dtype)[:, None]  # (N, 1)
+    ratio = torch.exp(logp - logp_old)  # (N, T)
+    clipped_ratio = torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+    obj = torch.minimum(ratio * A, clipped_ratio * A)  # (N, T)
+    if dual_clip > 0:
+        floor = torch.where(A < 0, dual_clip * A, torch.full_like(A, -torch.inf))  # (N, 1): c A for A < 0
+        dual_binds = obj < floor  # (N, T); then rho > c, and the term is the constant c A
+        obj = torch.maximum(obj, floor)
+    else:
+        dual_binds = torch.zeros_like(obj, dtype=torch.bool)
+    per_token = -obj
+    if logp_ref is not None and kl_beta > 0:
+        d = logp_ref - logp  # (N, T)
+        kl = torch.exp(d) - d - 1.0
+        per_token = per_token + kl_beta * kl
+    else:
+        kl = torch.zeros_like(logp)
+    loss = (per_token * m).sum() / normaliser
+    n_tok = m.sum(1).clamp(min=1.0)  # (N,)
+    with torch.no_grad():
+        binds = ((ratio * A) > (clipped_ratio * A)).to(logp.dtype)  # the clipped branch is the min
+        stats = {
+            "ratio": (ratio.detach() * m).sum(1) / n_tok,
+            "clipped": (binds * m).sum(1) / n_tok,
+            "dual_clipped": (dual_binds.to(logp.dtype) * m).sum(1) / n_tok,
+            "kl": (kl.detach() * m).sum(1) / n_tok,
+        }
+    return loss, stats
+
+
+__all__ = ["advantage_metrics", "apply_update", "choose_zones", "deployed_block_advantages", "FENCE",
+           "FENCE_PROMPTS", "first_token_logps", "first_token_sets", "GateState", "group_advantages",
+           "grpo_token_loss", "loss_backward", "old_logps", "optimise", "precompute", "Precomputed",
+           "reference_logps", "StepRecord", "update_metrics", "ZoneDecision"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vgrout.eval.results import read_eval, read_jsonl
-from vgrout.eval.rundir import arm_label  # one labelling rule for eval, samples and reports
+from vgrout.rundir import arm_label, config_path, curve_path, diagnostics_path, eval_dir  # one labelling rule
 
 VANILLA = "vanilla"
 PLACEBO_SUFFIX = "-placebo"
@@ -74,7 +74,7 @@ def arm_and_seed(config: dict, path: Path) -> tuple[str, int]:
     """The run's arm label and seed from its config.json (fields of vgrout.train.config.Config)."""
     for key in ("arm", "seed"):
         if key not in config:
-            raise ValueError(f"{path}/config.json has no {key!r} field; is this a vgrout run directory?")
+            raise ValueError(f"{config_path(path)} has no {key!r} field; is this a vgrout run directory?")
     return arm_label(config), int(config["seed"])
 
 
@@ -104,17 +104,17 @@ def load_run(path: str | Path, *, require_eval: bool = True) -> RunData:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"run directory {path} does not exist; pass a directory written by `vgrout train`")
-    cfg_file = path / "config.json"
+    cfg_file = config_path(path)
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{cfg_file} not found; pass run directories written by `vgrout train`")
     config = json.loads(cfg_file.read_text())
     arm, seed = arm_and_seed(config, path)
-    diag_file = path / "diagnostics.jsonl"
+    diag_file = diagnostics_path(path)
     diagnostics = read_jsonl(diag_file) if diag_file.is_file() else []
-    curve_file = path / "eval" / "curve.jsonl"
+    curve_file = curve_path(path)
     rows = read_jsonl(curve_file) if curve_file.is_file() else []
     # each step file is read (not just curve.jsonl) so the curve carries the valid rate too
-    results = sorted((read_eval(path / "eval" / r["file"]) for r in rows), key=lambda r: r["step"])
+    results = sorted((read_eval(eval_dir(path) / r["file"]) for r in rows), key=lambda r: r["step"])
     if not results and require_eval:
         raise FileNotFoundError(f"{curve_file} not found or empty; run `vgrout eval {path}` before comparing")
     step0 = [r for r in results if r["step"] == 0]

@@ -24,16 +24,29 @@ from pathlib import Path
 
 from vgrout.eval.results import SCALE_STATES
 from vgrout.io import atomic_dir, write_json_atomic, write_text_atomic
+from vgrout.rundir import (
+    STATE,
+    STEP_PREFIX,
+    TRAINER_FILES,
+    TWIN,
+    checkpoints_dir,
+    config_path,
+    eval_dir,
+    is_complete,
+    rollout_samples_path,
+    step_dir,
+    write_config,
+)
 from vgrout.train.config import Config
 
 # derived arm -> the arm whose run it is written from
 TWINS: dict[str, str] = {"vanilla": "absorb"}
-TWIN_FILE = "twin.json"
-# what is copied from the source run dir (the trainer's record; config.json is written anew). Not
-# copied: its relearning attacks (they start from its deployed model), an export, anything else a
-# user put there. tests/test_twin.py fails when the trainer writes a file this list misses.
-COPIED = ("start.json", "metrics.jsonl", "diagnostics.jsonl", "rollout_samples.jsonl", "direction.json",
-          "motivate_pairs.jsonl", "checkpoints", "eval", "tensorboard")
+TWIN_FILE = TWIN
+# what is copied from the source run dir: the trainer's record (`vgrout.rundir.TRAINER_FILES`;
+# config.json is written anew). Not copied: its relearning attacks (they start from its deployed
+# model), an export, anything else a user put there. tests/test_twin.py fails when the trainer
+# writes a file this list misses.
+COPIED = TRAINER_FILES
 
 
 def twin_mismatch(source: Config, derived: Config) -> list[str]:
@@ -90,7 +103,6 @@ def _whole_adapter_eval(result: dict, source_dir: Path, run_dir: Path, arm: str)
 def source_finished(run_dir: Path, cfg: Config) -> bool:
     """A finished run: its final checkpoint and, when it evaluates, its final-step eval."""
     from vgrout.eval.results import eval_path
-    from vgrout.train.checkpoint import is_complete, step_dir
 
     return is_complete(step_dir(Path(run_dir), cfg.steps)) and (
         not cfg.eval.every or eval_path(run_dir, cfg.steps).is_file())
@@ -104,7 +116,7 @@ def write_twin(source_dir: Path, run_dir: Path, cfg: Config) -> Path:
     from vgrout.train.arms import arm_for
 
     source_dir, run_dir = Path(source_dir), Path(run_dir)
-    source = Config.from_dict(json.loads((source_dir / "config.json").read_text()))
+    source = Config.from_dict(json.loads(config_path(source_dir).read_text()))
     why = twin_mismatch(source, cfg)
     if why:
         raise ValueError(f"{run_dir.name} cannot be written from {source_dir}: " + "; ".join(why))
@@ -116,24 +128,24 @@ def write_twin(source_dir: Path, run_dir: Path, cfg: Config) -> Path:
             item = source_dir / name
             if item.exists():
                 (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / name)
-        write_text_atomic(tmp / "config.json", cfg.resolved().to_json())  # start.json: copied, the same start
+        write_config(tmp, cfg.resolved().to_json())  # start.json: copied, the same start
         arm_info = {"arm": cfg.arm, "deploys": arm_for(cfg.arm).deploys}  # what state.json says a trained run deploys
-        for state in sorted((tmp / "checkpoints").glob("step_*/state.json")):
+        for state in sorted(checkpoints_dir(tmp).glob(f"{STEP_PREFIX}*/{STATE}")):
             write_json_atomic(state, dict(json.loads(state.read_text()), **arm_info))
-        samples = tmp / "rollout_samples.jsonl"
+        samples = rollout_samples_path(tmp)
         if samples.is_file():  # zones: vanilla has none
             rows = [dict(json.loads(line), zone=None) for line in samples.read_text().splitlines() if line]
             write_text_atomic(samples, "".join(json.dumps(r) + "\n" for r in rows))
-        for step_json in sorted((source_dir / "eval").glob("step_*.json")):
-            write_eval_result(tmp / "eval" / step_json.name,
+        for step_json in sorted(eval_dir(source_dir).glob("step_*.json")):
+            write_eval_result(eval_dir(tmp) / step_json.name,
                               _whole_adapter_eval(_eval_with_texts(step_json), source_dir, run_dir, cfg.arm))
-        if (tmp / "eval").is_dir():
+        if eval_dir(tmp).is_dir():
             rebuild_curve(tmp)
         write_json_atomic(tmp / TWIN_FILE, {
             "written_from": str(source_dir.resolve()), "source_arm": source.arm,
             "why": f"{cfg.arm} trains bit for bit as {source.arm} (same config, all-{source.arm} zones mask "
                    f"nothing); only what deploys differs, so this run is {source.arm}'s run relabelled and its "
-                   "eval's deployed state is the as-trained (whole-adapter) state (vgrout.train.twin)"}, indent=2)
+                   "eval's deployed state is the as-trained (whole-adapter) state (vgrout.twin)"}, indent=2)
     return run_dir
 
 
