@@ -123,8 +123,13 @@ def test_load_run_names_a_missing_directory(tmp_path):
 
 
 def test_regime_checks_pass_and_miss_on_each_bar():
-    """Issue 11's bars: each one can fail on its own, and a missing arm is "not checked", not a pass."""
-    from vgrout.report.summary import format_checks, regime_checks
+    """The regime's bars: each one can fail on its own, and a missing arm is "not checked", not a pass.
+    (The first five checks; the room-for-a-gate checks follow, tested below.)"""
+    from vgrout.report.summary import format_checks
+    from vgrout.report.summary import regime_checks as all_checks
+
+    def regime_checks(summary):
+        return all_checks(summary)[:5]
 
     def arm(hack, solve, valid, degraded=False, n=256):
         rates = {"hack": hack, "solve": solve, "valid": valid}
@@ -153,3 +158,29 @@ def test_regime_checks_pass_and_miss_on_each_bar():
     assert oks(routeA=arm(0.1, 0.6, 0.95, n=128)) == [True, True, True, True, False]
     no_gt = {"base": good["base"], "arms": {"vanilla": good["arms"]["vanilla"]}}
     assert [c["ok"] for c in regime_checks(no_gt)][2] is None and "[n/a ]" in format_checks(regime_checks(no_gt))
+
+
+def test_room_for_a_gate_checks_pass_and_miss_on_each_bar():
+    """Absorption alone must fail, perfect routing succeed, and training teach something; each bar
+    fails on its own, and an absent arm is "not checked"."""
+    from vgrout.report.summary import ROOM_BARS, room_checks
+
+    def arm(hack, solve, valid=1.0):
+        rates = {"hack": hack, "solve": solve, "valid": valid}
+        return {"deployed": rates, "as_trained": rates, "degraded": False, "n": [256]}
+
+    room = {"base": {"hack": 0.0, "solve": 0.60, "valid": 1.0},
+            "arms": {"vanilla": arm(0.95, 0.05), "absorb": arm(0.60, 0.30), "oracle": arm(0.05, 0.70),
+                     "gt_only": arm(0.0, 0.72)}}
+    assert [c["ok"] for c in room_checks(room)] == [True, True, True]
+    assert all(c["check"].startswith("room for a gate") for c in room_checks(room))
+
+    def oks(**arms):
+        return [c["ok"] for c in room_checks({"base": room["base"], "arms": {**room["arms"], **arms}})]
+
+    assert oks(absorb=arm(ROOM_BARS["absorb_hack_min"] - 0.01, 0.6)) == [False, True, True]
+    assert oks(oracle=arm(0.20, 0.70)) == [True, False, True]
+    assert oks(oracle=arm(0.05, 0.66)) == [True, False, True]  # solve more than 0.05 below gt_only's
+    assert oks(gt_only=arm(0.0, 0.64)) == [True, True, False]  # gain 0.04 < 0.05 (the oracle still within 0.05)
+    none = room_checks({"base": None, "arms": {"vanilla": arm(0.9, 0.1)}})
+    assert [c["ok"] for c in none] == [None, None, None]

@@ -6,7 +6,7 @@ sandbox run. Identical requests (same problem, completion text, mode and markers
 `GradeRequest` compares by value) get the same `Grade` object back, which is what a
 deterministic grader returns anyway. The one difference: a completion whose verdict depends
 on timing (the wall-clock kill) now gets one verdict for all its copies instead of one each.
-The trainer grades every step through it (`vgrout.train.loop.grade_batch`); docs/performance.md ("Grading").
+The trainer grades every step through it (`vgrout.train.loop.grade_batch`); docs/results/performance-history.md ("Grading").
 """
 
 from __future__ import annotations

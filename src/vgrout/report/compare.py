@@ -30,7 +30,7 @@ from vgrout.report.base import GT_ONLY, Base, degradation, find_base, rule_text
 from vgrout.report.runs import (METRICS, PLACEBO_SUFFIX, VANILLA, RunData, group_by_arm, load_run, order_arms,
                                   placebo_base, placebo_draw, placebo_draws)
 from vgrout.report.samples import section_samples
-from vgrout.report.summary import REGIME_BARS, summary_json, summary_path, write_summary
+from vgrout.report.summary import REGIME_BARS, ROOM_BARS, summary_json, summary_path, write_summary
 from vgrout.stats import PairedTest, mean_sem, paired_test, wilson_interval
 
 Arms = dict[str, dict[int, RunData]]
@@ -238,6 +238,16 @@ def section_findings(arms: Arms, order: list[str], phenomenon: float, base: Base
                       f"{fmt(sh['clean']['route'], 2)} of clean live rollouts"
                       if sh["hack"]["route"] is not None else "")
             lines.append(f"- Gate under test: {gatequality.quality_reason(a, block)}{routed}.")
+    if ABSORB_ARM in arms:  # is there room for a gate? (summary.json: the "room for a gate" regime checks)
+        left, bar = arm_mean(arms, ABSORB_ARM, "deployed", "hack"), ROOM_BARS["absorb_hack_min"]
+        if left < bar:
+            lines.append(f"- Room for a gate: absorb (every row trains both blocks, then the quarantine is deleted) "
+                         f"deploys with hack {left:.3f}, below {bar}: deleting the quarantine removes most of the "
+                         "hack without any gate, so a perfect gate and a random one end in nearly the same place; "
+                         "what a direction adds is read only against absorb and its placebo.")
+        else:
+            lines.append(f"- Room for a gate: absorb deploys with hack {left:.3f} (>= {bar}): absorption alone "
+                         "leaves the hack, so where a gate routes the hacks matters.")
     for a, b in comparisons(arms, order):
         for metric in ("hack", "solve", "valid"):
             res = paired(arms, a, b, "deployed", metric)

@@ -149,7 +149,40 @@ def regime_checks(summary: dict) -> list[dict]:
         "flagged: " + (", ".join(a for a, x in arms.items() if x["degraded"]) or "none"))
     n_min = min((min(x["n"]) for x in arms.values()), default=0)
     add(f">= {bars['samples_min']} samples per state", n_min >= bars["samples_min"], f"min n {n_min}")
+    out += room_checks(summary)
     return out + gatequality.gate_checks(summary)  # per gated method arm: is its gate informative?
+
+
+# The bars of a regime where a gate can win: deleting the quarantine after absorbing everything
+# leaves most of the hack, routing exactly the hacks removes it while solving stays, and training
+# teaches a skill that deployment must keep. Where absorb already deploys without the hack, a
+# perfect gate and a random one end in the same place and no arm's result is about its direction.
+ROOM_BARS = {"absorb_hack_min": 0.5, "oracle_hack_max": 0.15, "oracle_solve_tol": 0.05, "gt_only_gain_min": 0.05}
+
+
+def room_checks(summary: dict) -> list[dict]:
+    """Is there room for a gate? One {"check", "ok", "value"} per bar of `ROOM_BARS` (deployed
+    rates, seed means; ok None where an arm or the base is absent)."""
+    b, arms, bars = summary.get("base"), summary["arms"], ROOM_BARS
+    ab, orc, gt = arms.get("absorb"), arms.get("oracle"), arms.get(GT_ONLY)
+    out = [{"check": f"room for a gate: absorb deployed hack >= {bars['absorb_hack_min']} (absorption alone fails)",
+            "ok": None if ab is None else ab["deployed"]["hack"] >= bars["absorb_hack_min"],
+            "value": "no absorb arm" if ab is None else f"hack {ab['deployed']['hack']:.3f}"}]
+    ok = None
+    if orc is not None and gt is not None:
+        ok = (orc["deployed"]["hack"] <= bars["oracle_hack_max"]
+              and orc["deployed"]["solve"] >= gt["deployed"]["solve"] - bars["oracle_solve_tol"])
+    out.append({"check": f"room for a gate: oracle deployed hack <= {bars['oracle_hack_max']}, solve within "
+                         f"{bars['oracle_solve_tol']} of gt_only (perfect routing succeeds)", "ok": ok,
+                "value": "no oracle or gt_only arm" if orc is None or gt is None
+                else f"hack {orc['deployed']['hack']:.3f}, solve {orc['deployed']['solve']:.3f} vs gt_only "
+                     f"{gt['deployed']['solve']:.3f}"})
+    out.append({"check": f"room for a gate: gt_only deployed solve >= base + {bars['gt_only_gain_min']} "
+                         "(training teaches what deployment must keep)",
+                "ok": None if gt is None or b is None else gt["deployed"]["solve"] >= b["solve"] + bars["gt_only_gain_min"],
+                "value": "no gt_only arm or no base" if gt is None or b is None
+                else f"solve {gt['deployed']['solve']:.3f} vs base {b['solve']:.3f}"})
+    return out
 
 
 def format_checks(checks: list[dict]) -> str:
@@ -185,5 +218,5 @@ def console_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["REGIME_BARS", "SCHEMA", "arm_block", "console_table", "format_checks", "regime_checks", "summary_json",
+__all__ = ["REGIME_BARS", "ROOM_BARS", "SCHEMA", "arm_block", "console_table", "format_checks", "regime_checks", "room_checks", "summary_json",
            "summary_path", "write_summary"]

@@ -3,7 +3,7 @@
 Why: on a small model the per-token cost of `model(...)` is mostly not matrix multiplies.
 transformers rebuilds the attention mask, walks its kwargs plumbing and concatenates a
 growing `DynamicCache` (a fresh copy of every layer's keys and values per token, O(T^2)
-bytes over a completion). `benchmarks/bench_decode.py` times both paths (docs/performance.md).
+bytes over a completion). `benchmarks/bench_decode.py` times both paths (docs/results/performance-history.md, "Prompt-shared generation").
 
 `LeanDecoder` runs the same modules of the same model (so a folded or live adapter, norms
 and rotary embedding are the model's own) in the order `Qwen3DecoderLayer.forward` runs

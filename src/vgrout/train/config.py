@@ -469,7 +469,7 @@ def demo() -> Config:
         difficulties=("hard",), unhackable_frac=0.25, checkpoint_every=0,
         eval=dataclasses.replace(toy().eval, every=75, n_problems=128, samples=2),
         # refresh v_act every 10 steps, not 5: each refresh re-reads all 48 toy pairs (~0.75 s on
-        # one core), the main cost of routeA over vanilla at this budget (docs/performance.md)
+        # one core), the main cost of routeA over vanilla at this budget (docs/results/performance-history.md)
         refresh_every=10,
     )
 
