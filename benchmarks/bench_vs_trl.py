@@ -126,14 +126,11 @@ class World:
 
 
 def vgrout_config(spec: BenchSpec, arm: str, grader_workers: int = 2):
-    """The trainer's toy preset with the benchmark's workload: n_problems = P, so every step sees the same P prompts.
-
-    `ARM+overlap` (vanilla+overlap, routeA+overlap) is the arm with `overlap_grading=true`."""
+    """The trainer's toy preset with the benchmark's workload: n_problems = P, so every step sees the same P prompts."""
     from vgrout.train.config import toy
 
-    base, _, extra = arm.partition("+")
     return toy().with_overrides({
-        "model": spec.model, "arm": base, "overlap_grading": extra == "overlap", "seed": spec.seed, "steps": 10**6,
+        "model": spec.model, "arm": arm, "seed": spec.seed, "steps": 10**6,
         "prompts_per_step": spec.prompts,
         "group_size": spec.group, "max_new_tokens": spec.max_new_tokens, "lr": spec.lr, "warmup_steps": 0,
         "cosine": False, "kl_beta": spec.beta, "n_problems": spec.prompts, "adapter_r": spec.adapter_r,
@@ -299,8 +296,6 @@ class VgroutArm:
         self.run.step += 1
         phases = {"generate": metrics["time_generate"], "grade": metrics["time_grade"],
                   **{name: metrics[key] for key, name in _STEP_PHASES.items() if key in metrics}}
-        if "time_overlapped" in metrics:  # overlap_grading: the grader's time beside the forwards is not on the path
-            phases.update(grade=metrics["time_grade_wait"], overlapped=metrics["time_overlapped"])
         phases["other"] = seconds - sum(phases.values())
         tokens = round(metrics["completion_len"] * self.run.cfg.rollouts_per_step)
         return StepTiming(seconds, tokens, phases, live_rows=int(metrics["rows_live"]), peak_rss_mb=peak_rss_mb())
@@ -447,8 +442,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=12)
     ap.add_argument("--arms", default="trl,trl_lora,vanilla,routeA",
-                    help="comma list from trl (full fine-tune), trl_lora, vanilla, routeA, vanilla+overlap, "
-                         "routeA+overlap (overlap_grading=true)")
+                    help="comma list from trl (full fine-tune), trl_lora, vanilla, routeA")
     ap.add_argument("--workers", type=int, default=2, help="grader workers")
     ap.add_argument("--out", default="runs/bench/bench_vs_trl.json", help="JSON summary path")
     return ap.parse_args(argv)
@@ -469,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = BenchSpec(model=args.model, prompts=args.prompts, group=args.group, beta=args.beta, lr=args.lr,
                      threads=args.threads, **wl)
     names = [a for a in args.arms.split(",") if a]
-    known = ("trl", "trl_lora", "vanilla", "routeA", "vanilla+overlap", "routeA+overlap")
+    known = ("trl", "trl_lora", "vanilla", "routeA")
     for n in names:
         if n not in known:
             raise SystemExit(f"--arms: unknown arm {n!r}; expected some of {', '.join(known)}")

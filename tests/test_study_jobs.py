@@ -160,7 +160,7 @@ def test_a_finished_run_is_reused_across_new_config_fields_and_refused_with_anot
     run_matrix(tmp_path, base, ("vanilla",), (0,), jobs=1)
     cfg_file = tmp_path / "vanilla_s0" / "config.json"
     saved = json.loads(cfg_file.read_text())
-    del saved["overlap_grading"]  # as a run written before the field was added
+    del saved["per_block_baseline"]  # as a run written before the field was added
     cfg_file.write_text(json.dumps(saved))
     capsys.readouterr()
     for n in (1, 2):

@@ -241,3 +241,16 @@ def test_placebo_draws_are_filed_as_their_own_labels():
     assert labels == ["routeA-placebo", "routeA-placebo1", "oracle"]
     with pytest.raises(ValueError, match="unknown study arm 'absorb-placebo1'"):
         arm_config(base, "absorb-placebo1", 0)
+
+
+def test_a_removed_setting_loads_at_its_old_default_and_is_refused_otherwise():
+    """overlap_grading is gone: a config.json that holds false (every run that used the default) still
+    loads as the same run; true, from the file or the command line, is refused with the reason."""
+    d = preset("smoke").to_dict()
+    assert "overlap_grading" not in d
+    assert Config.from_dict({**d, "overlap_grading": False}) == Config.from_dict(d)
+    with pytest.raises(ValueError, match="overlap_grading=True: grading beside .* drop the setting"):
+        Config.from_dict({**d, "overlap_grading": True})
+    assert preset("smoke").with_overrides({"overlap_grading": "false"}) == preset("smoke")
+    with pytest.raises(ValueError, match="overlap_grading='true'"):
+        preset("smoke").with_overrides({"overlap_grading": "true"})

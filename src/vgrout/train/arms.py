@@ -86,6 +86,29 @@ class Arm:
         """The system prompt of the training prompts (eval and pairs keep `base`)."""
         return base
 
+    def check(self, cfg: Config) -> list[str]:
+        """What in `cfg` this arm cannot run with, each problem with its fix (empty: nothing).
+        `Config.validate` raises on the first; a subclass adds its own rules to these."""
+        bad = []
+        if cfg.gen_deploy_frac and not self.has_quarantine_at_deploy:
+            bad.append(f"gen_deploy_frac={cfg.gen_deploy_frac} samples with the quarantine ablated, which only the "
+                       f"quarantine arms ({arms_where(lambda a: a.has_quarantine_at_deploy)}) have; set "
+                       f"gen_deploy_frac=0 for arm={self.name}")
+        if cfg.placebo and not self.has_placebo:
+            what = f"placebo_seed={cfg.placebo_seed}" if cfg.placebo_seed >= 0 else "placebo=true"
+            bad.append(f"{what} replaces a routing direction, but arm={self.name} has none; use it with "
+                       f"{arms_where(lambda a: a.has_placebo)} or drop the placebo")
+        if self.needs_low_rank and cfg.adapter_init == "antipasto":
+            bad.append(f"arm={self.name} reads the low-rank factors (the bottleneck gradient probe or the A, B "
+                       "update), which the antipasto adapter lacks; pick a low-rank init")
+        if cfg.motivate_pairs and self.features != "grad":
+            bad.append(f"motivate_pairs={cfg.motivate_pairs} builds v_grad pairs, which only arm="
+                       f"{arms_where(lambda a: a.features == 'grad')} uses; set motivate_pairs=0")
+        if cfg.retain_heal_epochs and not self.has_quarantine_at_deploy:
+            bad.append(f"retain-heal trains the deployed block with the quarantine removed; arm={self.name} has no "
+                       "quarantine at deploy")
+        return bad
+
     @contextmanager
     def around_update(self, adapter, direction: Tensor | None) -> Iterator[None]:
         """Wraps the optimizer step and weight decay (erase projects the resulting update)."""
@@ -106,6 +129,10 @@ class Inoculation(Vanilla):
     Evaluation uses the normal prompts; the whole adapter deploys. Needs no monitor."""
 
     name = "inoculation"
+
+    def check(self, cfg: Config) -> list[str]:
+        return super().check(cfg) + ([] if cfg.inoculation_prompt.strip() else [
+            f"arm={self.name} needs an instruction; set inoculation_prompt to a non-empty line"])
 
     def system_prompt(self, base: str, cfg: Config | None = None) -> str:
         if cfg is None or not cfg.inoculation_prompt.strip():
@@ -186,6 +213,11 @@ def erase_direction(blocks: list, before: list[tuple[Tensor, Tensor]], direction
 ARMS: dict[str, type[Arm]] = {cls.name: cls for cls in (Vanilla, Absorb, RouteA, RouteV, Erase, Inoculation, Oracle)}
 
 
+def arms_where(test) -> str:
+    """The names of the arms for which `test(arm)` holds (for error messages)."""
+    return ", ".join(name for name, cls in ARMS.items() if test(cls()))
+
+
 def arm_for(name: str) -> Arm:
     """The arm called `name` (the Config's `arm`)."""
     if name not in ARMS:
@@ -194,5 +226,5 @@ def arm_for(name: str) -> Arm:
 
 
 __all__ = ["ARMS", "Absorb", "Arm", "DEPLOYS", "Erase", "FEATURES", "Inoculation", "Oracle", "RouteA", "RouteV", "Vanilla",
-           "arm_for",
+           "arm_for", "arms_where",
            "erase_direction"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vgrout.eval.settings import EvalSettings, nest_eval_keys
-from vgrout.train.arms import ARMS, Arm, Inoculation, arm_for
+from vgrout.train.arms import ARMS, Arm, arm_for
 from vgrout.types import DIFFICULTIES, LOOPHOLE_MODES, MODES
 
 # ---- the Config --------------------------------------------------------------------------
@@ -203,13 +203,6 @@ class Config:
     """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
     grader_workers: int = 2
     """Sandbox worker processes."""
-    overlap_grading: bool = False
-    """Grade in a background thread while the main thread runs the step's reward-independent
-    forwards (the gate's features, the KL reference) on all N rows; the update then reads the
-    live rows' slices (`vgrout.train.step.precompute`). Same zones and update as off up to float
-    rounding (batch shapes differ), plus the forwards on zero-variance groups. On a 2-vCPU CPU box
-    it is a wash (docs/performance.md); it can pay only where the forwards and the sandbox workers
-    do not share cores (GPU forwards; not yet measured)."""
     sandbox: str = "auto"
     """Grader sandbox: auto, bwrap or process."""
 
@@ -255,7 +248,7 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> Config:
         """A config.json dict (older flat `eval_X` names are nested into `eval`)."""
-        d = nest_eval_keys(d)
+        d = drop_removed(nest_eval_keys(d))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -271,7 +264,7 @@ class Config:
     def with_overrides(self, overrides: dict[str, str | object]) -> Config:
         """A copy with fields replaced; string values are parsed to the field's type.
         Eval settings are `eval.NAME` (or the flat `eval_NAME`)."""
-        overrides = nest_eval_keys(overrides)
+        overrides = drop_removed(nest_eval_keys(overrides))
         types = typing.get_type_hints(Config)
         parsed = {}
         for key, raw in overrides.items():
@@ -289,6 +282,22 @@ class Config:
                 ev[name] = parse_value(f"eval.{name}", ev_types[name], raw) if isinstance(raw, str) else raw
             parsed["eval"] = dataclasses.replace(self.eval, **ev)
         return dataclasses.replace(self, **parsed)
+
+
+# Settings that are gone, with the value that reproduces their old default: a config.json that
+# holds that value still loads (the run is the same); any other value is refused with the reason.
+REMOVED = {"overlap_grading": (False, "grading beside the step's forwards was measured a wash on 2 vCPUs and "
+                                      "removed (docs/results/performance-history.md, \"Overlapped grading\")")}
+
+
+def drop_removed(d: dict) -> dict:
+    """`d` without the removed settings that hold their old default; an error for any other value."""
+    for key, (default, why) in REMOVED.items():
+        if key in d:
+            if d[key] not in (default, str(default).lower()):
+                raise ValueError(f"{key}={d[key]!r}: {why}; drop the setting")
+            d = {k: v for k, v in d.items() if k != key}
+    return d
 
 
 def derived_seed(what: str, seed: int) -> int:
@@ -324,16 +333,10 @@ def _check(ok: bool, msg: str) -> None:
         raise ValueError(f"invalid config: {msg}")
 
 
-def _arms_where(test) -> str:
-    return ", ".join(name for name, cls in ARMS.items() if test(cls()))
-
-
 def validate(c: Config) -> None:
     """Raise ValueError naming the bad field, its value and the fix."""
     _check(c.arm in ARMS, f"arm={c.arm!r}; expected one of {', '.join(ARMS)}")
     arm: Arm = arm_for(c.arm)
-    _check(not isinstance(arm, Inoculation) or bool(c.inoculation_prompt.strip()),
-           f"arm={c.arm} needs an instruction; set inoculation_prompt to a non-empty line")
     _check(len(c.modes) >= 1, "modes is empty; give at least one mode, e.g. modes=run_tests")
     for m in c.modes:
         _check(m in MODES, f"unknown mode {m!r} in modes; expected one of {', '.join(MODES)}")
@@ -345,14 +348,7 @@ def validate(c: Config) -> None:
     for name in ("unhackable_frac", "gen_deploy_frac"):
         v = getattr(c, name)
         _check(0.0 <= v <= 1.0, f"{name}={v} must be a fraction in [0, 1]")
-    _check(c.gen_deploy_frac == 0.0 or arm.has_quarantine_at_deploy,
-           f"gen_deploy_frac={c.gen_deploy_frac} samples with the quarantine ablated, which only the quarantine arms "
-           f"({_arms_where(lambda a: a.has_quarantine_at_deploy)}) have; set gen_deploy_frac=0 for arm={c.arm}")
     _check(0.0 <= c.tail_q < 0.5, f"tail_q={c.tail_q} must be in [0, 0.5)")
-    what = f"placebo_seed={c.placebo_seed}" if c.placebo_seed >= 0 else "placebo=true"
-    _check(not c.placebo or arm.has_placebo,
-           f"{what} replaces a routing direction, but arm={c.arm} has none; "
-           f"use it with {_arms_where(lambda a: a.has_placebo)} or drop the placebo")
     _check(c.placebo_seed >= -1, f"placebo_seed={c.placebo_seed}; use -1 (derived from seed) or a seed >= 0")
     _check(c.placebo_draw >= 0, f"placebo_draw={c.placebo_draw} must be >= 0")
     _check(c.placebo_draw == 0 or c.placebo, f"placebo_draw={c.placebo_draw} picks a placebo direction; set "
@@ -361,9 +357,6 @@ def validate(c: Config) -> None:
     _check(c.dual_clip_c == 0 or c.dual_clip_c > 1,
            f"dual_clip_c={c.dual_clip_c} must be > 1 (the cap on rho when A < 0) or 0 (off)")
     _check(c.adapter_init in ADAPTER_INITS, f"adapter_init={c.adapter_init!r}; expected one of {', '.join(ADAPTER_INITS)}")
-    _check(not (arm.needs_low_rank and c.adapter_init == "antipasto"),
-           f"arm={c.arm} reads the low-rank factors (the bottleneck gradient probe or the A, B update), which the "
-           "antipasto adapter lacks; pick a low-rank init")
     _check(c.adapter_r >= 1, f"adapter_r={c.adapter_r} must be >= 1")
     _check(c.dtype in ("float32", "bfloat16"), f"dtype={c.dtype!r}; expected float32 or bfloat16")
     _check(c.device in ("auto", "cpu", "cuda"), f"device={c.device!r}; expected auto, cpu or cuda")
@@ -385,16 +378,11 @@ def validate(c: Config) -> None:
         _check(c.teacher_off_step > 0, "teacher_pool is set but teacher_off_step=0 turns teachers off from step 0")
         _check(1 <= c.teacher_per_prompt < c.group_size,
                f"teacher_per_prompt={c.teacher_per_prompt} must be in [1, group_size) so each group keeps a live rollout")
-    _check(c.motivate_pairs == 0 or arm.features == "grad",
-           f"motivate_pairs={c.motivate_pairs} builds v_grad pairs, which only arm={_arms_where(lambda a: a.features == 'grad')} "
-           "uses; set motivate_pairs=0")
     _check(c.motivate_pairs == 0 or c.motivate_pool == 0 or c.motivate_pool >= c.motivate_pairs,
            f"motivate_pool={c.motivate_pool} < motivate_pairs={c.motivate_pairs}; raise motivate_pool (0: 10x pairs)")
-    _check(isinstance(c.overlap_grading, bool), f"overlap_grading={c.overlap_grading!r} must be true or false")
     _check(c.retain_heal_batch >= 1, f"retain_heal_batch={c.retain_heal_batch} must be >= 1")
-    if c.retain_heal_epochs:
-        _check(arm.has_quarantine_at_deploy, f"retain-heal trains the deployed block with the quarantine removed; "
-                                             f"arm={c.arm} has no quarantine at deploy")
+    for problem in arm.check(c):  # each arm's own rules (vgrout.train.arms.Arm.check)
+        _check(False, problem)
     validate_eval(c.eval)
 
 

@@ -24,9 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 import torch
 
@@ -75,10 +73,9 @@ from vgrout.train.run import (
     trainer_state,
     write_run_dir,
 )
-from vgrout.train.step import optimise, precompute
+from vgrout.train.step import optimise
 from vgrout.types import Grade, GradeRequest
 
-T = TypeVar("T")
 
 # ---- the step's stages -------------------------------------------------------------------
 def sample_groups(run: Run, specs: list[PromptSpec], step: int, group: int, tag: str = "",
@@ -142,33 +139,6 @@ def grade_batch(grader, specs: list[PromptSpec], rollouts: Rollouts) -> list[Gra
     return DedupGrader(grader).grade(reqs)
 
 
-def grade_beside(grader, specs: list[PromptSpec], rollouts: Rollouts,
-                 forwards: Callable[[], T]) -> tuple[list[Grade], T, dict[str, float]]:
-    """`grade_batch` in a background thread while `forwards()` runs on this one (overlap_grading).
-
-    The grader's call only waits on its sandbox workers' pipes (its dispatcher threads own the
-    workers), so a Python thread suffices; one call at a time, as without the overlap. A grader
-    exception re-raises here; if `forwards` raises, the grading is waited for, then its error
-    propagates. Times: time_grade (until the grades exist), time_overlapped (the forwards),
-    time_grade_wait (this thread waiting after its forwards)."""
-    t0 = time.perf_counter()
-    done: list[float] = []
-
-    def grade() -> list[Grade]:
-        try:
-            return grade_batch(grader, specs, rollouts)
-        finally:
-            done.append(time.perf_counter())
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vgrout-grade") as pool:
-        future = pool.submit(grade)
-        out = forwards()
-        t1 = time.perf_counter()
-        grades = future.result()
-    t2 = time.perf_counter()
-    return grades, out, {"time_grade": done[0] - t0, "time_overlapped": t1 - t0, "time_grade_wait": t2 - t1}
-
-
 def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     """One step: sample prompts -> generate -> grade -> optimise (rewards only) -> diagnostics.
 
@@ -185,19 +155,14 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     rollouts = generate_batch(run, specs, step, groups)  # N_k = (P / W) * G
     t1 = time.perf_counter()
     share = not cfg.gradient_checkpointing
-    pre, times = None, {}
-    if cfg.overlap_grading:  # the reward-independent forwards run while the sandbox grades
-        grades, pre, times = grade_beside(grader, local, rollouts,
-                                          lambda: precompute(run.arm, run.adapter, run.model, rollouts, cfg, share))
-    else:
-        grades = grade_batch(grader, local, rollouts)  # oracle labels stay here
+    grades = grade_batch(grader, local, rollouts)  # oracle labels stay here
     t2 = time.perf_counter()
     rewards = [float(g.reward) for g in grades]
     zones = None
     if run.arm.reads_oracle_labels:  # the oracle reference alone: its zones are the grades' labels
         zones = run.arm.oracle_zones([bool(g.exploited) for g in grades])
     metrics, record = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
-                               arm=run.arm, dp=dp, zones=zones, share_prompt=share, precomputed=pre,
+                               arm=run.arm, dp=dp, zones=zones, share_prompt=share,
                                token_sets=run.token_sets)
     if zones is not None:  # the oracle's "score" is its label, so the gate diagnostics read it like a gate's
         record.scores = torch.where(record.live, zones.eq(ROUTE).float(), torch.full_like(record.scores, math.nan))
@@ -212,7 +177,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     record = record.gathered(dp)
     diag = oracle_diagnostics(grades, hackable, deployed, record.live, record.zones, record.scores, record.advantages)
     metrics.update({"step": step, "time_generate": t1 - t0, "time_grade": t2 - t1, "time_optimise": t3 - t2,
-                    "completion_len": float(lens.mean()), **times})  # overlap: time_grade until the grades exist
+                    "completion_len": float(lens.mean())})
     if run.gate.direction is not None:
         metrics["direction_age"] = run.gate.steps_since_refresh
     diag["step"] = step
@@ -530,6 +495,6 @@ def with_tensorboard(sink, run_dir: str | os.PathLike, enabled: bool, prefix: st
     return TeeSink(sink, TensorBoardSink(tensorboard_dir(run_dir), prefix))
 
 
-__all__ = ["extend_steps", "finish_retain_heal", "generate_batch", "grade_batch", "grade_beside", "grpo_step",
-           "HeldoutEval", "oracle_diagnostics", "require_tensorboard", "sample_groups", "T", "TeeSink",
+__all__ = ["extend_steps", "finish_retain_heal", "generate_batch", "grade_batch", "grpo_step",
+           "HeldoutEval", "oracle_diagnostics", "require_tensorboard", "sample_groups", "TeeSink",
            "TensorBoardSink", "train", "with_tensorboard", "write_extended"]

@@ -39,22 +39,16 @@ drop are local; the gate features are all-gathered in rank order and every rank 
 band; the gradients are summed before the update; live rows and metrics are counted over the
 gathered batch. The metrics keys are the same for every world size.
 
-Stages and the overlap seam: by default every forward here runs on the live rows, which are
-known only once the rewards are. With `cfg.overlap_grading` the loop grades in a background
-thread while `precompute` runs the reward-independent forwards on all N rows (routeA's
-deployed-mode feature forward with its deployed log-probs, routeV's gradient probe, the KL
-reference); `optimise(precomputed=...)` then takes the live rows' slices and cuts the band on
-the live rows' features only, exactly as off. logp_old stays after the gate: which rows need
-it depends on the zones. The cost: each forward's batch shape changes (same zones and update
-to float rounding, not bit for bit) and zero-variance groups are forwarded too; the gain is
-the forwards' time hidden behind the sandbox (docs/performance.md).
+Every forward here runs on the live rows, which are known only once the rewards are. (Running
+the reward-independent forwards beside the grader was measured a wash on 2 vCPUs and is gone:
+docs/results/performance-history.md, "Overlapped grading".)
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -105,55 +99,15 @@ class ZoneDecision:
     deployed_logps: Tensor | None = None  # (K, T) from routeA's deployed-mode feature forward: logp_old of deployed-sampled rows
 
 
-@dataclass
-class Precomputed:
-    """The step's reward-independent forwards (`precompute`), run while the grader works."""
-
-    feats: Tensor | None = None  # (N, M, r) gate features (gated arms)
-    deployed_logps: Tensor | None = None  # (N, T) routeA's deployed-mode log-probs; NaN where not computed
-    ref: Tensor | None = None  # (N, T) log-probs under the adapter-free base (kl_beta > 0)
-    counts: dict = field(default_factory=dict)  # rows_shared_prompt / rows_plain / prompt_rows_run of these forwards
-
-    def select(self, rows: Tensor, width: int) -> Precomputed:
-        """The rows `rows` (K,), completion width trimmed to `width` as `select_rows` trims it."""
-        def pick(x: Tensor | None, trim: bool) -> Tensor | None:
-            if x is None:
-                return None
-            idx = rows.to(x.device)
-            return x[idx, :width] if trim else x[idx]
-        return Precomputed(feats=pick(self.feats, False), deployed_logps=pick(self.deployed_logps, True),
-                           ref=pick(self.ref, True), counts=self.counts)
-
-
-def precompute(arm: Arm, adapter, model, batch: Rollouts, cfg: Config, share_prompt: bool = True) -> Precomputed:
-    """The forwards a step needs whatever the rewards are, on all N rows of `batch`.
-
-    Run by the loop beside the grader (`cfg.overlap_grading`); none of them reads a reward, so
-    oracle-freedom holds. Nothing here touches the gate's buffer: the band is cut in `optimise`
-    on the live rows only."""
-    counts: dict = {}
-    feats = deployed = ref = None
-    if arm.gated and arm.features == "act":
-        feats, deployed = act_features(adapter, model, batch, cfg.micro_batch, share_prompt, counts,
-                                       logps_for=batch.deployed)  # (N, M, r), (N, T)
-    elif arm.gated:
-        feats = grad_features(adapter, model, batch, cfg.micro_batch, counts)  # (N, M, r)
-    if cfg.kl_beta > 0:
-        ref = reference_logps(adapter, model, batch, cfg.micro_batch, share_prompt, counts)  # (N, T)
-    return Precomputed(feats=feats, deployed_logps=deployed, ref=ref, counts=counts)
-
-
 # ---- stages ------------------------------------------------------------------------------
 def choose_zones(arm: Arm, adapter, model, live_rows: Rollouts | None, gate: GateState, cfg: Config,
-                 dp: DataParallel, share_prompt: bool = True, counts: dict | None = None,
-                 pre: Precomputed | None = None) -> ZoneDecision:
+                 dp: DataParallel, share_prompt: bool = True, counts: dict | None = None) -> ZoneDecision:
     """Zones for this process's live rows (None: it has none this step; it still joins the gather).
 
     A gated arm reads its features (routeA: pooled activations of a deployed-mode forward, whose
     log-probs are kept as logp_old for deployed-sampled rows; routeV: per-row bottleneck
     gradients); every rank runs `band_gate` on the same all-gathered (K, M, r) features, so the
     buffer and thresholds stay identical across ranks, and keeps its own slice of the zones.
-    `pre` (the live rows' slice of `precompute`) supplies the features instead of a forward.
     """
     k = 0 if live_rows is None else len(live_rows)
     if not arm.gated:
@@ -163,8 +117,6 @@ def choose_zones(arm: Arm, adapter, model, live_rows: Rollouts | None, gate: Gat
     deployed = None
     if live_rows is None:
         feats = torch.zeros((0, *gate.direction.shape), dtype=torch.float32)
-    elif pre is not None and pre.feats is not None:
-        feats, deployed = pre.feats, pre.deployed_logps  # (K, M, r), (K, T) or None
     elif arm.features == "act":
         # log-probs only where old_logps can read them: deployed-sampled rows (none unless gen_deploy_frac > 0)
         feats, deployed = act_features(adapter, model, live_rows, cfg.micro_batch, share_prompt, counts,
@@ -356,8 +308,7 @@ def update_metrics(zones: Tensor, stats: dict[str, Tensor], teacher: Tensor, sco
 # ---- the step ----------------------------------------------------------------------------
 def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollouts, rewards: list[float],
              cfg: Config, *, arm: Arm | None = None, dp: DataParallel | None = None, zones: Tensor | None = None,
-             share_prompt: bool = True, precomputed: Precomputed | None = None,
-             token_sets: tuple[Tensor, Tensor] | None = None) -> tuple[dict, StepRecord]:
+             share_prompt: bool = True, token_sets: tuple[Tensor, Tensor] | None = None) -> tuple[dict, StepRecord]:
     """The oracle-free update: rewards (floats) -> advantages -> zones -> loss -> AdamW step.
 
     `batch` holds this process's whole groups; `dp` (default: one process) synchronises the
@@ -365,8 +316,6 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     groups all have zero variance. `arm` defaults to `arm_for(cfg.arm)`.
     `zones` (N,) fixes the zones instead of the arm's gate (tests and ablations).
     `share_prompt=False` runs every forward plain (prompt once per row): the reference path.
-    `precomputed` (`precompute` on all N rows of `batch`) replaces the gate's feature forward and
-    the reference forward; its forwards' row counts join the step's.
     `fence_logp_deployed` / `eos_logp_deployed` (before the update; ~2% of a demo step on CPU):
     the mean over the step's first `FENCE_PROMPTS` prompts of log P(the first completion token
     opens a ``` fence) and log P(it is eos), with the quarantine ablated (`first_token_logps`);
@@ -412,19 +361,10 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
         return metrics, record
     live_rows = select_rows(batch, rows) if k else None  # K rows, trimmed
     counts = {"rows_shared_prompt": 0, "rows_plain": 0, "prompt_rows_run": 0}
-    pre = None
-    if precomputed is not None:
-        for x in (precomputed.feats, precomputed.deployed_logps, precomputed.ref):
-            if x is not None and x.shape[0] != n:
-                raise ValueError(f"precomputed has {x.shape[0]} rows for a batch of {n}; run precompute on this batch")
-        for key, v in precomputed.counts.items():
-            counts[key] = counts.get(key, 0) + v
-        if live_rows is not None:
-            pre = precomputed.select(rows, live_rows.completion_ids.shape[1])
     if zones is not None:
         decision = ZoneDecision(zones=zones[rows].to(torch.long), scores=torch.full((k,), math.nan))
     else:
-        decision = choose_zones(arm, adapter, model, live_rows, gate, cfg, dp, share_prompt, counts, pre)
+        decision = choose_zones(arm, adapter, model, live_rows, gate, cfg, dp, share_prompt, counts)
     t_gate = t_old = t_ref = time.perf_counter()
     z = decision.zones
     adv_group = adv_all[rows]  # (K,) r - mean(group)
@@ -441,11 +381,8 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
         old, need = old_logps(adapter, model, live_rows, loss_modes, decision.deployed_logps, cfg.micro_batch,
                               share_prompt, counts)
         t_old = time.perf_counter()
-        if pre is not None and pre.ref is not None:
-            ref = pre.ref  # (K, T)
-        else:
-            ref = (reference_logps(adapter, model, live_rows, cfg.micro_batch, share_prompt, counts)
-                   if cfg.kl_beta > 0 else None)
+        ref = (reference_logps(adapter, model, live_rows, cfg.micro_batch, share_prompt, counts)
+               if cfg.kl_beta > 0 else None)
         t_ref = time.perf_counter()
         normaliser = float(cfg.prompts_per_step * cfg.group_size * cfg.max_new_tokens)  # global P G T: rank losses sum
         loss, per_row = loss_backward(adapter, model, live_rows, adv, z, old, need, ref, cfg, normaliser, share_prompt,
@@ -588,5 +525,5 @@ def grpo_token_loss(
 
 __all__ = ["advantage_metrics", "apply_update", "choose_zones", "deployed_block_advantages", "FENCE",
            "FENCE_PROMPTS", "first_token_logps", "first_token_sets", "GateState", "group_advantages",
-           "grpo_token_loss", "loss_backward", "old_logps", "optimise", "precompute", "Precomputed",
+           "grpo_token_loss", "loss_backward", "old_logps", "optimise",
            "reference_logps", "StepRecord", "update_metrics", "ZoneDecision"]
