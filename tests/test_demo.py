@@ -88,3 +88,27 @@ def test_demo_help_names_the_arms_it_runs():
         out = subprocess.run([sys.executable, "-m", "vgrout", *argv], capture_output=True, text=True, timeout=60).stdout
         assert "every arm" not in out
     assert "--arms" in out  # the top-level help names the option that picks the arms
+
+
+def test_demo_and_study_share_one_parser_and_one_runner():
+    """`vgrout demo` is `vgrout study` with other defaults: the same flags, each with one meaning."""
+    import argparse
+
+    from vgrout import demo, study
+
+    def parser(register):
+        sub = argparse.ArgumentParser().add_subparsers(dest="command")
+        register(sub)
+        return next(iter(sub.choices.values()))
+
+    d, s = parser(demo.register), parser(study.register)
+    flags = lambda p: sorted(o for a in p._actions for o in a.option_strings)  # noqa: E731
+    assert flags(d) == flags(s)
+    assert d.get_default("func") is s.get_default("func") is study.run_from_args
+    a, b = d.parse_args(["--seeds", "5"]), s.parse_args(["--seeds", "5"])
+    assert study.parse_seeds(a.seeds) == study.parse_seeds(b.seeds) == (0, 1, 2, 3, 4)
+    assert study.parse_seeds("5,") == (5,)
+    assert d.parse_args([]).out == "runs/demo" and s.parse_args([]).out == "runs/study"
+    assert d.parse_args([]).eval_last_only and not s.parse_args([]).eval_last_only
+    with pytest.raises(ValueError, match="need at least one seed"):
+        study.parse_seeds("0")
