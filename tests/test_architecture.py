@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "gates": {"stats", "types"},
     "rollout": {"adapter", "chat", "types"},
     "eval": {"adapter", "env", "io", "models", "problemsets", "rollout", "rundir", "stats", "types"},
-    "report": {"eval", "io", "rundir", "stats"},
+    "report": {"eval", "io", "rundir", "stats", "types"},
     "interop": {"env", "types"},
     "train": {"adapter", "env", "eval", "gates", "io", "models", "pairs", "problemsets", "rollout", "rundir", "toy",
               "types"},

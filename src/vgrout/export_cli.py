@@ -1,7 +1,7 @@
 """`vgrout export RUN_DIR --out DIR [--step N] [--merged]`: export the model a run deploys.
 
 What deploys is decided by the arm (recorded in the checkpoint's state.json, else the run's
-config.json): vanilla and erase deploy their whole adapter (both blocks' net changes folded
+config.json): vanilla, erase and inoculation deploy their whole adapter (both blocks' net changes folded
 into one exact LoRA, rank 4r), absorb / routeA / routeV only the deployed block (rank 2r); the
 quarantine of those arms is never exported. The PEFT directory names the base model by its
 Hub id when the run loaded one (config "model"), else by its local path (toy worlds: the

@@ -1,7 +1,7 @@
 """Export what an arm deploys: a standard PEFT LoRA directory, or merged weights.
 
 `which` picks the blocks: "deployed" (the quarantine arms: absorb, routeA, routeV deploy the
-deployed block only) or "full" (vanilla and erase deploy their whole adapter, both blocks).
+deployed block only) or "full" (vanilla, erase and inoculation deploy their whole adapter, both blocks).
 
 PEFT export is exact, which fixes its rank. A low-rank block's net change
     dW = B A - B0 A0

@@ -491,7 +491,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, phenomenon:
     lines = [f"# vGROUT comparison: {len(runs)} runs, {len(arms)} arms", "",
              f"Generated {now} by `vgrout compare` from run files; no number below is typed by hand. "
              f"Eval marker families: {', '.join(sorted(settings))}. Deployed = quarantine ablated "
-             "(vanilla and erase deploy their whole adapter, so deployed = as-trained). Rates in [0, 1]; "
+             "(the arms that deploy their whole adapter, vanilla, erase and inoculation, have deployed = as-trained). "
+             "Rates in [0, 1]; "
              f"machine-readable: `{summary_path(out).name}`.", ""]
     lines += section_findings(arms, order, phenomenon, base, degraded, summary["arms"], boots)
     lines += gatequality.section_gate_quality(summary)  # the gate under test, right after the findings

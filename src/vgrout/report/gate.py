@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from vgrout.stats import Confusion, auroc
+from vgrout.types import ZONE_NAMES
 
-ZONE_CODES = {0: "keep", 1: "absorb", 2: "route", "keep": "keep", "absorb": "absorb", "route": "route"}
+# a zone as diagnostics.jsonl writes it (its code) or as rollout_samples.jsonl does (its name) -> its name
+ZONE_CODES = {**ZONE_NAMES, **{name: name for name in ZONE_NAMES.values()}}
 
 # Per-rollout fields of a diagnostics.jsonl row (lists of length N; see docs/evaluation.md).
 SCORE_FIELD, ZONE_FIELD, HACK_FIELD = "gate_score", "zone", "hack"
