@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from test_train_step import RuleGrader, final_state, pairs_path, read_rows, smoke_cfg  # noqa: F401  (fixture)
@@ -161,3 +162,34 @@ def test_an_extended_cosine_run_follows_the_new_totals_schedule(tmp_path, pairs_
     train(None, tmp_path / "r", resume=True, steps=4, grader_factory=RuleGrader, progress=False)
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert lrs[2:] == [cfg.lr * lr_multiplier(s, 4, 0, True) for s in (2, 3)] and lrs[2] > 0
+
+
+def test_quarantine_lr_scale_slows_the_quarantine_and_resumes(tmp_path, pairs_path):
+    """quarantine_lr_scale=s gives the quarantine s x the deployed block's lr in every update of the
+    schedule (two parameter groups); s = 1 keeps the one group of before. A run with s < 1 resumes
+    bit for bit like any other."""
+    one = build_run(smoke_cfg(pairs_path, arm="absorb").resolved(), tmp_path / "one")
+    assert len(one.optimizer.param_groups) == 1
+    cfg = smoke_cfg(pairs_path, arm="absorb", quarantine_lr_scale=0.25, weight_decay=0.0, steps=3,
+                    checkpoint_every=1).resolved()
+    run = build_run(cfg, tmp_path / "two")
+    dep, quar = run.optimizer.param_groups
+    assert [p.data_ptr() for p in dep["params"]] == [p.data_ptr() for p in run.adapter.parameters("deployed")]
+    assert [p.data_ptr() for p in quar["params"]] == [p.data_ptr() for p in run.adapter.parameters("quarantine")]
+    assert quar["lr"] == pytest.approx(0.25 * dep["lr"])
+    before = {block: [p.detach().clone() for p in run.adapter.parameters(block)] for block in ("deployed", "quarantine")}
+    for p in run.adapter.parameters("all"):
+        p.grad = torch.ones_like(p)
+    run.optimizer.step()  # AdamW's first step moves every element by its group's lr (g = 1)
+    moved = {block: torch.cat([(p.detach() - b).abs().flatten() for p, b in zip(run.adapter.parameters(block), old)])
+             for block, old in before.items()}
+    assert float(moved["quarantine"].mean() / moved["deployed"].mean()) == pytest.approx(0.25, rel=1e-3)
+    with pytest.raises(ValueError, match="quarantine_lr_scale=0.25 with weight_decay=0.1"):
+        smoke_cfg(pairs_path, arm="absorb", quarantine_lr_scale=0.25, weight_decay=0.1)
+
+    full = train(cfg, tmp_path / "full", grader_factory=RuleGrader, progress=False)
+    train(cfg, tmp_path / "part", grader_factory=RuleGrader, progress=False, stop_after=1)
+    resumed = train(None, tmp_path / "part", resume=True, grader_factory=RuleGrader, progress=False)
+    sf, sr = final_state(full), final_state(resumed)
+    assert all(torch.equal(sf[k], sr[k]) for k in sf)
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == [g["lr"] for g in full.optimizer.param_groups]

@@ -105,6 +105,12 @@ class Config:
     # ---- optimisation ------------------------------------------------------------------
     lr: float = 1e-3
     """Peak learning rate of AdamW (betas 0.9, 0.99, no built-in weight decay)."""
+    quarantine_lr_scale: float = 1.0
+    """The quarantine block's learning rate as a multiple of `lr` (1: the same, one parameter group,
+    bit for bit as before). Below 1 the quarantine learns more slowly than the deployed block, so
+    an update that reaches both (absorb) lands mostly in the deployed block, while a routed row's
+    update still reaches the quarantine alone: a lever for a regime where absorption alone fails
+    (docs/training.md, "Unequal block learning rates")."""
     warmup_steps: int = 0
     """Linear warmup to the peak; the first step already updates (lr = peak/(warmup+1))."""
     cosine: bool = True
@@ -367,8 +373,11 @@ def validate(c: Config) -> None:
     for name in ("n_problems", "warmup_steps", "gate_warmup", "refresh_every", "checkpoint_every",
                  "micro_batch", "retain_heal_epochs", "rollout_samples", "teacher_off_step", "top_k", "motivate_pairs", "motivate_pool"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
-    for name in ("lr",):
+    for name in ("lr", "quarantine_lr_scale"):
         _check(getattr(c, name) > 0, f"{name}={getattr(c, name)} must be > 0")
+    _check(c.quarantine_lr_scale == 1.0 or c.weight_decay == 0.0,
+           f"quarantine_lr_scale={c.quarantine_lr_scale} with weight_decay={c.weight_decay}: the decay toward the "
+           "init uses one lr for both blocks; set weight_decay=0 or quarantine_lr_scale=1")
     for name in ("grad_clip", "weight_decay", "kl_beta", "half_life", "retain_heal_lr", "temperature"):
         _check(getattr(c, name) >= 0, f"{name}={getattr(c, name)} must be >= 0")
     _check(0 < c.top_p <= 1.0, f"top_p={c.top_p} must be in (0, 1]")

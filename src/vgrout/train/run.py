@@ -107,7 +107,10 @@ def build_run(cfg: Config, run_dir: Path, dp: DataParallel | None = None) -> Run
         from vgrout.train.distributed import GradientCheckpointing
 
         GradientCheckpointing(model, adapter).enable()  # grad forwards only; see vgrout.train.distributed
-    opt, sched = build_optimizer(adapter.parameters("all"), cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
+    params = (adapter.parameters("all") if cfg.quarantine_lr_scale == 1.0 else  # one group: bit for bit as before
+              [{"params": adapter.parameters("deployed"), "lr": cfg.lr},
+               {"params": adapter.parameters("quarantine"), "lr": cfg.lr * cfg.quarantine_lr_scale}])
+    opt, sched = build_optimizer(params, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.cosine)
     problems = load_problems(cfg.problems, toy_name(cfg.model), cfg.n_problems, cfg.seed, cfg.difficulties)
     teacher_pool = None
     if cfg.teacher_pool:
@@ -361,8 +364,9 @@ def lr_multiplier(step: int, steps: int, warmup_steps: int, cosine: bool) -> flo
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(params: list[torch.nn.Parameter], lr: float, steps: int, warmup_steps: int, cosine: bool):
-    """AdamW(betas 0.9, 0.99, no built-in decay: decay toward init is applied separately) and its LambdaLR."""
+def build_optimizer(params: list, lr: float, steps: int, warmup_steps: int, cosine: bool):
+    """AdamW(betas 0.9, 0.99, no built-in decay: decay toward init is applied separately) and its LambdaLR.
+    `params`: parameters, or parameter groups each with its own peak "lr" (the schedule scales each)."""
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_multiplier(s, steps, warmup_steps, cosine))
     return opt, sched
