@@ -471,6 +471,15 @@ def demo() -> Config:
     )
 
 
+def slow_quarantine() -> Config:
+    """The demo's regime with the quarantine learning at a tenth of the deployed block's lr
+    (`quarantine_lr_scale=0.1`): an absorbed update lands mostly in the deployed block, so
+    absorption alone leaves the hack in what deploys, while a routed row still trains the
+    quarantine alone. The regime sweep's candidate where a gate can win
+    (docs/results/regime-sweep-2026-12-07.md)."""
+    return dataclasses.replace(demo(), preset="slow-quarantine", quarantine_lr_scale=0.1)
+
+
 def heldout_modes() -> Config:
     """The reference's load-bearing question on the toy world: train on four loophole modes,
     build v_act from the pairs of two of them (`pair_modes`, the "seen" modes), and read deployed
@@ -501,7 +510,8 @@ def leetcode_4b() -> Config:
     )
 
 
-PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "demo": demo, "heldout-modes": heldout_modes,
+PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "demo": demo, "slow-quarantine": slow_quarantine,
+                                            "heldout-modes": heldout_modes,
                                             "leetcode-4b": leetcode_4b}
 
 
