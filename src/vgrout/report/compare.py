@@ -241,10 +241,13 @@ def section_findings(arms: Arms, order: list[str], phenomenon: float, base: Base
     if ABSORB_ARM in arms:  # is there room for a gate? (summary.json: the "room for a gate" regime checks)
         left, bar = arm_mean(arms, ABSORB_ARM, "deployed", "hack"), ROOM_BARS["absorb_hack_min"]
         if left < bar:
+            v = arm_mean(arms, VANILLA, "deployed", "hack") if VANILLA in arms else None
+            share = (f" (vanilla {v:.3f}: deleting the quarantine alone removes {1 - left / v:.0%} of it)"
+                     if v else "")
             lines.append(f"- Room for a gate: absorb (every row trains both blocks, then the quarantine is deleted) "
-                         f"deploys with hack {left:.3f}, below {bar}: deleting the quarantine removes most of the "
-                         "hack without any gate, so a perfect gate and a random one end in nearly the same place; "
-                         "what a direction adds is read only against absorb and its placebo.")
+                         f"deploys with hack {left:.3f}, below {bar}{share}: absorption alone goes far here, so the "
+                         "room a gate has is small, and what a direction adds is read only against absorb and its "
+                         "placebo.")
         else:
             lines.append(f"- Room for a gate: absorb deploys with hack {left:.3f} (>= {bar}): absorption alone "
                          "leaves the hack, so where a gate routes the hacks matters.")
