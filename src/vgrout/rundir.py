@@ -175,11 +175,6 @@ def write_direction(run_dir: str | Path, info: dict) -> None:
     write_json_atomic(Path(run_dir) / DIRECTION, info, indent=2)
 
 
-def read_direction(run_dir: str | Path) -> dict | None:
-    path = Path(run_dir) / DIRECTION
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def arm_label(cfg: dict) -> str:
     """The arm a run is filed under: its arm ("gt_only" for vanilla trained on gt_only prompts alone,
     the control), "+init" for a non-gaussian init, "-placebo" for a Haar direction ("-placeboK" for
@@ -244,15 +239,7 @@ def checkpoint_arm(ckpt_dir: str | Path, cfg: dict) -> str:
     return str(cfg["arm"])
 
 
-# ---- jsonl rows, retain-heal ---------------------------------------------------------------
-def read_rows(path: str | Path) -> list[dict]:
-    """The json rows of a jsonl file ([] when it does not exist yet)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
+# ---- retain-heal ---------------------------------------------------------------------------
 def write_retain_heal(run_dir: str | Path, save_adapter: Callable[[Path], None], stats: dict) -> Path:
     """retain_heal/{adapter.safetensors, heal.json}, published whole; `save_adapter(path)` writes the adapter."""
     out = retain_heal_dir(run_dir)
@@ -366,7 +353,6 @@ __all__ = [
     "ROLLOUT_SAMPLES", "START", "STATE", "TWIN", "STEP_PREFIX", "STUDY", "TENSORBOARD", "TRAINER_FILES", "TRAINER_STATE",
     "after_retain_heal_path", "arm_label", "checkpoint_arm", "checkpoints_dir", "config_path", "curve_path",
     "diagnostics_path", "eval_dir", "has_config", "is_complete", "list_checkpoints", "metrics_path",
-    "motivate_pairs_path", "need", "pick_checkpoint", "read_config", "read_direction", "read_retain_heal", "read_rows",
-    "read_start", "read_state", "relearn_dir", "relearn_result_path", "retain_heal_dir", "rollout_samples_path",
+    "motivate_pairs_path", "need", "pick_checkpoint", "read_config", "read_retain_heal", "read_start", "read_state", "relearn_dir", "relearn_result_path", "retain_heal_dir", "rollout_samples_path",
     "start_path", "step_dir", "tensorboard_dir", "write_config", "write_direction", "write_retain_heal", "write_start",
 ]

@@ -433,13 +433,15 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     if fresh and out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    if eval_last_only and "eval.every" not in overrides and "eval_every" not in overrides:
-        overrides = {**overrides, "eval.every": str(preset(preset_name).with_overrides(overrides).steps)}
-    base = preset(preset_name).with_overrides(overrides)
-    studies = [(out, base, arms, seeds)]
+    last_only = eval_last_only and "eval.every" not in overrides and "eval_every" not in overrides
+
+    def configured(name: str):  # the preset with the overrides; one eval after its own last step when asked
+        cfg = preset(name).with_overrides(overrides)
+        return cfg.with_overrides({"eval.every": str(cfg.steps)}) if last_only else cfg
+
+    studies = [(out, configured(preset_name), arms, seeds)]
     if heldout_modes:  # the held-out-mode sub-study: heldout_arms x heldout_seeds on the multi-mode preset
-        studies.append((out / "heldout-modes", preset(HELDOUT_MODES_PRESET).with_overrides(overrides), heldout_arms,
-                        heldout_seeds))
+        studies.append((out / "heldout-modes", configured(HELDOUT_MODES_PRESET), heldout_arms, heldout_seeds))
     report = None
     for where, cfg, arms, seeds in studies:
         print(f"[1/4] {where}: toy world (installed from the prebuilt world shipped with vgrout, or built once; "

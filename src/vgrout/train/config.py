@@ -390,8 +390,8 @@ def validate(c: Config) -> None:
     _check(c.motivate_pairs == 0 or c.motivate_pool == 0 or c.motivate_pool >= c.motivate_pairs,
            f"motivate_pool={c.motivate_pool} < motivate_pairs={c.motivate_pairs}; raise motivate_pool (0: 10x pairs)")
     _check(c.retain_heal_batch >= 1, f"retain_heal_batch={c.retain_heal_batch} must be >= 1")
-    for problem in arm.check(c):  # each arm's own rules (vgrout.train.arms.Arm.check)
-        _check(False, problem)
+    problems = arm.check(c)  # each arm's own rules (vgrout.train.arms.Arm.check)
+    _check(not problems, problems[0] if problems else "")
     validate_eval(c.eval)
 
 
