@@ -13,7 +13,7 @@ TINY = {"model": "toy:tiny", "steps": "2", "warmup_steps": "0", "eval_every": "1
 @pytest.mark.slow
 def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    report = run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
+    report = run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False, fork_at=0)
     text = report.read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "base_eval.json").is_file() and summary["base"] is not None  # the base model, evaluated once
@@ -53,7 +53,7 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     assert "deploy_scale" in summary["arms"]["absorb"] and "Deploy-scale" in text
 
     # a second call finds every run finished and only rebuilds the report
-    run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
+    run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False, fork_at=0)
     assert printed.count(": trained") == 10  # every (arm, seed) trained once, but vanilla: absorb's twin
     assert printed.count(": written from absorb_s") == 2
     assert capsys.readouterr().out.count(": cached") == 12  # and reused on the second call
@@ -80,14 +80,21 @@ def test_demo_rejects_unknown_arm(tmp_path):
         run_demo(tmp_path / "d", ("vanilla", "nope"), (0,), dict(TINY), fresh=False)
 
 
-def test_demo_help_names_the_arms_it_runs():
-    import subprocess
-    import sys
+def test_demo_help_names_the_arms_it_runs(capsys):
+    from vgrout.cli import main
 
     for argv in (["demo", "--help"], ["--help"]):
-        out = subprocess.run([sys.executable, "-m", "vgrout", *argv], capture_output=True, text=True, timeout=60).stdout
-        assert "every arm" not in out
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        out = capsys.readouterr().out
+        assert exit_.value.code == 0 and "every arm" not in out
     assert "--arms" in out  # the top-level help names the option that picks the arms
+
+
+def test_the_demos_default_fork_needs_more_steps_and_says_how_to_train_from_scratch(tmp_path):
+    """The demo branches at step 25 by default; fewer steps is a clear error naming --fork-at 0."""
+    with pytest.raises(ValueError, match=r"--fork-at 25 must be in \[1, steps=20\); pass --fork-at 0"):
+        run_demo(tmp_path / "d", ("vanilla",), (0,), {**TINY, "steps": "20"}, fresh=False)
 
 
 def test_demo_and_study_share_one_parser_and_one_runner():

@@ -44,3 +44,18 @@ def test_duplicates_are_graded_once_with_the_plain_graders_verdicts():
 def test_wrapping_something_that_cannot_grade_fails_loudly():
     with pytest.raises(TypeError, match="grade"):
         DedupGrader(object())
+
+
+def test_memory_grades_a_request_once_per_run_and_forgets_the_oldest_first():
+    good, bad = GradeRequest(PROBLEM, GOOD, "gt_only"), GradeRequest(PROBLEM, BAD, "gt_only")
+    with Grader(sandbox="auto", workers=1) as g:
+        counting = Counting(g)
+        run = DedupGrader(counting, memory=1)
+        first = run.grade([good, good])
+        again = run.grade([good, bad])  # good remembered; bad is new and pushes good out (memory 1)
+        last = run.grade([good])
+    assert counting.seen == [1, 1, 1] and (run.requests, run.graded) == (5, 3)
+    assert again[0] is first[0] and [x.gt_correct for x in again] == [True, False]
+    assert last[0] == first[0] and last[0] is not first[0]  # graded anew once forgotten, the same verdict
+    with pytest.raises(ValueError, match="memory"):
+        DedupGrader(counting, memory=-1)

@@ -349,7 +349,8 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     from vgrout.train.cli import pin_threads
 
     if fork_at and not 0 < fork_at < base.steps:
-        raise ValueError(f"--fork-at {fork_at} must be in [1, steps={base.steps})")
+        raise ValueError(f"--fork-at {fork_at} must be in [1, steps={base.steps}); pass --fork-at 0 to train every "
+                         "run from scratch")
     if jobs < 1:
         raise ValueError(f"--jobs {jobs} must be >= 1")
     out.mkdir(parents=True, exist_ok=True)
@@ -398,6 +399,7 @@ class MatrixDefaults:
     placebos: int
     relearn_steps: int
     eval_last_only: bool = False  # one held-out eval, after the last step (unless --eval-every or --set eval.every)
+    fork_at: int = 0  # > 0: one vanilla prefix per seed to this step, the arms that can branch from it (--fork-at)
 
 
 STUDY_DEFAULTS = MatrixDefaults(out="runs/study", arms=tuple(STUDY_ARMS), seeds="5", placebos=DEFAULT_PLACEBOS,
@@ -442,6 +444,10 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     studies = [(out, configured(preset_name), arms, seeds)]
     if heldout_modes:  # the held-out-mode sub-study: heldout_arms x heldout_seeds on the multi-mode preset
         studies.append((out / "heldout-modes", configured(HELDOUT_MODES_PRESET), heldout_arms, heldout_seeds))
+    for _, cfg, _, _ in studies:  # before any work: a fork point past the last step is a flag error
+        if fork_at and not 0 < fork_at < cfg.steps:
+            raise ValueError(f"--fork-at {fork_at} must be in [1, steps={cfg.steps}); pass --fork-at 0 to train "
+                             "every run from scratch")
     report = None
     for where, cfg, arms, seeds in studies:
         print(f"[1/4] {where}: toy world (installed from the prebuilt world shipped with vgrout, or built once; "
@@ -541,9 +547,9 @@ def add_matrix_args(p: argparse.ArgumentParser, d: MatrixDefaults) -> None:
                    help="held-out eval every N steps and after the last (0: none; default: "
                         + ("after the last step only" if d.eval_last_only else "the preset's") + ")")
     p.set_defaults(eval_last_only=d.eval_last_only)
-    p.add_argument("--fork-at", type=int, default=0, metavar="STEP",
+    p.add_argument("--fork-at", type=int, default=d.fork_at, metavar="STEP",
                    help="train one vanilla prefix per seed to STEP and branch the arms that can from it "
-                        "(0: every run from scratch; default 0)")
+                        f"(0: every run from scratch; default {d.fork_at})")
     p.add_argument("--placebos", type=int, default=d.placebos, metavar="K",
                    help=f"placebo directions per seed for each placebo arm (default {d.placebos}; 3: ARM-placebo, "
                         "ARM-placebo1, ARM-placebo2)")

@@ -450,9 +450,9 @@ def toy() -> Config:
     )
 
 
-def demo() -> Config:
-    """The toy world on the `vgrout demo` budget, in the regime where the question is real
-    (docs/results/demo-regime.md has the sweep behind each value):
+def equal_lr() -> Config:
+    """The toy world on the `vgrout demo` budget with both blocks at one learning rate (the demo
+    until 2026-12-07; docs/results/demo-regime.md has the sweep behind each value):
     - train on the `hard` problems (the reference trains on LeetCode medium + hard): a hack
       only pays where solving fails, and on all problems vanilla did not hack within 200 steps;
     - lr 6e-4: at 1e-3 vanilla hacks sooner but the gt_only control (no loophole) loses
@@ -460,10 +460,12 @@ def demo() -> Config:
     - a quarter of the prompts unhackable, so solving is still rewarded while the loophole
       pays (at a half, vanilla's held-out hack stalled below 0.8 on one seed of two);
     - each state evaluated on 256 samples (128 held-out problems x 2) half way and at the end.
+    Here deleting either half of the adapter removes the hack (absorb deployed hack 0.117 over
+    3 seeds): a perfect gate and a random one end in the same place.
     """
     return dataclasses.replace(
-        toy(), preset="demo", steps=150, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=6e-4, warmup_steps=2,
-        difficulties=("hard",), unhackable_frac=0.25, checkpoint_every=0,
+        toy(), preset="equal-lr", steps=150, prompts_per_step=4, group_size=6, max_new_tokens=24, lr=6e-4,
+        warmup_steps=2, difficulties=("hard",), unhackable_frac=0.25, checkpoint_every=0,
         eval=dataclasses.replace(toy().eval, every=75, n_problems=128, samples=2),
         # refresh v_act every 10 steps, not 5: each refresh re-reads all 48 toy pairs (~0.75 s on
         # one core), the main cost of routeA over vanilla at this budget (docs/results/performance-history.md)
@@ -471,20 +473,21 @@ def demo() -> Config:
     )
 
 
-def slow_quarantine() -> Config:
-    """The demo's regime with the quarantine learning at a tenth of the deployed block's lr
-    (`quarantine_lr_scale=0.1`): an absorbed update lands mostly in the deployed block, so
-    absorption alone leaves the hack in what deploys, while a routed row still trains the
-    quarantine alone. The regime sweep's candidate where a gate can win
-    (docs/results/regime-sweep-2026-12-07.md)."""
-    return dataclasses.replace(demo(), preset="slow-quarantine", quarantine_lr_scale=0.1)
+def demo() -> Config:
+    """`vgrout demo` and `vgrout study`: the `equal-lr` regime with the quarantine learning at a
+    tenth of the deployed block's lr (`quarantine_lr_scale=0.1`). An absorbed update then lands
+    mostly in the deployed block, so absorption alone leaves the hack in what deploys, while a
+    routed row still trains the quarantine alone: the regime sweep's candidate where a gate can
+    win (docs/results/regime-sweep-2026-12-07.md: absorb deployed hack 0.478 against the oracle's
+    0.000 over 3 seeds, where at one lr it was 0.117 against 0.000)."""
+    return dataclasses.replace(equal_lr(), preset="demo", quarantine_lr_scale=0.1)
 
 
 def heldout_modes() -> Config:
     """The reference's load-bearing question on the toy world: train on four loophole modes,
     build v_act from the pairs of two of them (`pair_modes`, the "seen" modes), and read deployed
     hack per mode, seen vs held out (the other two). The demo's regime (hard problems, a quarter
-    of the prompts unhackable), with lr 1e-3 and 200 steps: each mode gets a quarter of the hackable
+    of the prompts unhackable, the quarantine at a tenth of the lr), with lr 1e-3 and 200 steps: each mode gets a quarter of the hackable
     prompts, so each hack has a quarter of the chances to emerge. Evaluation on the training
     marker names (the toy model cannot copy an unseen name, docs/toy.md), 64 samples per mode."""
     return dataclasses.replace(
@@ -510,9 +513,8 @@ def leetcode_4b() -> Config:
     )
 
 
-PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "demo": demo, "slow-quarantine": slow_quarantine,
-                                            "heldout-modes": heldout_modes,
-                                            "leetcode-4b": leetcode_4b}
+PRESETS: dict[str, Callable[[], Config]] = {"smoke": smoke, "toy": toy, "demo": demo, "equal-lr": equal_lr,
+                                            "heldout-modes": heldout_modes, "leetcode-4b": leetcode_4b}
 
 
 def preset(name: str) -> Config:
@@ -522,6 +524,6 @@ def preset(name: str) -> Config:
     return PRESETS[name]()
 
 
-__all__ = ["ADAPTER_INITS", "check_rank_fits", "Config", "demo", "derived_seed", "heldout_modes",
+__all__ = ["ADAPTER_INITS", "check_rank_fits", "Config", "demo", "derived_seed", "equal_lr", "heldout_modes",
            "INOCULATION_PROMPT", "leetcode_4b", "parse_value", "preset", "PRESETS", "smoke", "toy", "validate",
            "validate_eval"]

@@ -73,7 +73,7 @@ from vgrout.train.run import (
     trainer_state,
     write_run_dir,
 )
-from vgrout.train.step import optimise
+from vgrout.train.step import FENCE_EVERY, optimise
 from vgrout.types import Grade, GradeRequest
 
 
@@ -131,12 +131,16 @@ def generate_batch(run: Run, specs: list[PromptSpec], step: int, groups: range |
     return group_by_prompt(concat_rollouts(parts, pad), len(local), cfg.group_size)
 
 
+GRADE_MEMORY = 20_000  # distinct requests a run's grader remembers (`vgrout.env.dedup`)
+
+
 def grade_batch(grader, specs: list[PromptSpec], rollouts: Rollouts) -> list[Grade]:
     """All rollouts of the step in one parallel grader call; identical (problem, completion, mode)
-    requests are graded once (a small policy repeats itself: ~40% of a toy batch is distinct)."""
+    requests are graded once (a small policy repeats itself: ~40% of a toy batch is distinct),
+    and with the run's remembering `DedupGrader` (what `train` passes) once per run."""
     reqs = [GradeRequest(problem=specs[int(p)].problem, completion=t, mode=specs[int(p)].mode)
             for p, t in zip(rollouts.prompt_index.tolist(), rollouts.texts)]
-    return DedupGrader(grader).grade(reqs)
+    return (grader if isinstance(grader, DedupGrader) else DedupGrader(grader)).grade(reqs)
 
 
 def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
@@ -163,7 +167,7 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
         zones = run.arm.oracle_zones([bool(g.exploited) for g in grades])
     metrics, record = optimise(run.adapter, run.model, run.optimizer, run.scheduler, run.gate, rollouts, rewards, cfg,
                                arm=run.arm, dp=dp, zones=zones, share_prompt=share,
-                               token_sets=run.token_sets)
+                               token_sets=run.token_sets if step % FENCE_EVERY == 0 else None)
     if zones is not None:  # the oracle's "score" is its label, so the gate diagnostics read it like a gate's
         record.scores = torch.where(record.live, zones.eq(ROUTE).float(), torch.full_like(record.scores, math.nan))
     run.gate.steps_since_refresh += 1
@@ -264,7 +268,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
 
         bar = tqdm(total=cfg.steps, initial=run.step, desc=f"{cfg.arm}", dynamic_ncols=True)
     try:
-        with grader_factory() as grader:
+        with grader_factory() as sandboxed:
+            grader = DedupGrader(sandboxed, memory=GRADE_MEMORY)  # a repeated completion is graded once per run
             run.grader = grader
             if heldout is not None and start is not None and ckpt is None:
                 heldout(run, last=run.step == cfg.steps)  # the starting point's eval: the fork's or the relearning attack's step 0

@@ -214,6 +214,7 @@ def loss_backward(adapter, model, r: Rollouts, adv: Tensor, zones: Tensor | None
 
 FENCE = "```"  # how a valid completion opens: the grader's format check wants a fenced ```python block
 FENCE_PROMPTS = 1  # the step's first prompts the first-token log-probs are read on (0: none)
+FENCE_EVERY = 5  # the loop reads them on every 5th step (step 0, 5, ...): a diagnostic curve, not the update
 
 
 def first_token_sets(tokenizer, model=None) -> tuple[Tensor, Tensor] | None:
@@ -316,7 +317,8 @@ def optimise(adapter, model, optimizer, scheduler, gate: GateState, batch: Rollo
     groups all have zero variance. `arm` defaults to `arm_for(cfg.arm)`.
     `zones` (N,) fixes the zones instead of the arm's gate (tests and ablations).
     `share_prompt=False` runs every forward plain (prompt once per row): the reference path.
-    `fence_logp_deployed` / `eos_logp_deployed` (before the update; ~2% of a demo step on CPU):
+    `fence_logp_deployed` / `eos_logp_deployed` (before the update; ~2% of a demo step on CPU, so
+    the loop asks for them every `FENCE_EVERY` steps):
     the mean over the step's first `FENCE_PROMPTS` prompts of log P(the first completion token
     opens a ``` fence) and log P(it is eos), with the quarantine ablated (`first_token_logps`);
     `token_sets` = (fence ids, eos ids) from `first_token_sets` (the loop passes the run's; no metric when None).
@@ -524,6 +526,6 @@ def grpo_token_loss(
 
 
 __all__ = ["advantage_metrics", "apply_update", "choose_zones", "deployed_block_advantages", "FENCE",
-           "FENCE_PROMPTS", "first_token_logps", "first_token_sets", "GateState", "group_advantages",
+           "FENCE_EVERY", "FENCE_PROMPTS", "first_token_logps", "first_token_sets", "GateState", "group_advantages",
            "grpo_token_loss", "loss_backward", "old_logps", "optimise",
            "reference_logps", "StepRecord", "update_metrics", "ZoneDecision"]
