@@ -13,7 +13,7 @@ TINY = {"model": "toy:tiny", "steps": "2", "warmup_steps": "0", "eval_every": "1
 @pytest.mark.slow
 def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    report = run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False, fork_at=0)
+    report = run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
     text = report.read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "base_eval.json").is_file() and summary["base"] is not None  # the base model, evaluated once
@@ -53,7 +53,7 @@ def test_demo_runs_every_arm_and_writes_report(tmp_path, capsys):
     assert "deploy_scale" in summary["arms"]["absorb"] and "Deploy-scale" in text
 
     # a second call finds every run finished and only rebuilds the report
-    run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False, fork_at=0)
+    run_demo(out, DEFAULT_ARMS, (0, 1), dict(TINY), fresh=False)
     assert printed.count(": trained") == 10  # every (arm, seed) trained once, but vanilla: absorb's twin
     assert printed.count(": written from absorb_s") == 2
     assert capsys.readouterr().out.count(": cached") == 12  # and reused on the second call
@@ -91,10 +91,11 @@ def test_demo_help_names_the_arms_it_runs(capsys):
     assert "--arms" in out  # the top-level help names the option that picks the arms
 
 
-def test_the_demos_default_fork_needs_more_steps_and_says_how_to_train_from_scratch(tmp_path):
-    """The demo branches at step 25 by default; fewer steps is a clear error naming --fork-at 0."""
+def test_a_fork_past_the_last_step_is_refused_before_any_work(tmp_path):
+    """--fork-at at or past the steps is a clear error naming --fork-at 0, raised before the toy world or any run."""
     with pytest.raises(ValueError, match=r"--fork-at 25 must be in \[1, steps=20\); pass --fork-at 0"):
-        run_demo(tmp_path / "d", ("vanilla",), (0,), {**TINY, "steps": "20"}, fresh=False)
+        run_demo(tmp_path / "d", ("vanilla",), (0,), {**TINY, "steps": "20"}, fresh=False, fork_at=25)
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_and_study_share_one_parser_and_one_runner():

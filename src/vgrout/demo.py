@@ -1,11 +1,9 @@
 """`vgrout demo`: the whole story on a laptop CPU, one command: `vgrout study` with the demo's defaults.
 
     build the toy world (cached) -> evaluate the base model once (runs/demo/base_eval.json)
-    -> for each seed, one vanilla prefix trained to step 25, before the hack takes off; every arm
-       branches from it and trains to step 150 (`vgrout.study.run_matrix`; gt_only, another reward,
-       trains from scratch; vanilla is written from absorb's run, which trains bit for bit alike,
-       unless --twins train; --jobs N runs at a time in worker processes, the same results as one
-       after another; --fork-at 0 trains every run from scratch)
+    -> for each seed, every arm trained from scratch (`vgrout.study.run_matrix`; vanilla written
+       from absorb's run, which trains bit for bit alike, unless --twins train; --jobs N runs at a
+       time in worker processes, the same results as one after another)
     -> held-out eval as-trained and deployed (written by the trainer's eval hook)
     -> runs/demo/report.md, summary.json + PNGs (vgrout.report.compare)
     -> the per-arm table (base row first, hack/solve/valid, degraded arms flagged), the gate
@@ -13,10 +11,9 @@
 
 The demo and the study are one runner (`vgrout.study.run_study`) and one parser
 (`vgrout.study.add_matrix_args`); only the defaults differ (`DEMO_DEFAULTS`): six arms, seeds
-0-2, one placebo draw per seed, no relearning attack, the arms branched at step 25, out
-runs/demo. Every flag means the same in both (`vgrout demo --help`). The preset is the study's
-(`demo`: the quarantine learns at a tenth of the deployed block's lr, so absorption alone
-leaves the hack and a gate has room).
+0-2, one placebo draw per seed, no relearning attack, out runs/demo. Every flag means the same
+in both (`vgrout demo --help`). The preset is the study's (`demo`: the quarantine learns at a
+tenth of the deployed block's lr, so absorption alone leaves the hack and a gate has room).
 
 Arms: vanilla (the phenomenon), routeA (the method), routeA with a Haar-random direction
 (the placebo), absorb (the gate pinned to absorb), gt_only (the loophole pays nothing: how
@@ -37,21 +34,19 @@ from vgrout.study import MatrixDefaults, add_matrix_args, run_study
 # the oracle reference (routes exactly the oracle-labelled hacks: an upper bound, not a method).
 DEFAULT_ARMS = ("vanilla", "routeA", "routeA-placebo", "absorb", "gt_only", "oracle")
 # The demo evaluates once, after the last step: a curve point half way costs ~45 s of its 10
-# minutes on 2 vCPUs and no finding reads it (`--eval-every 75` adds it back). Its arms branch
-# from a vanilla prefix at step 25, where the hack has not yet taken off: in absorb runs of this
-# preset from scratch (diagnostics.jsonl, seeds 0-2) 2-3% of rollouts hacked over steps 0-24
-# and 4-16% over steps 25-49. The arms share the steps with little to route, and the demo saves
-# a sixth of its training (the 10-minute budget on 2 vCPUs).
+# minutes on 2 vCPUs and no finding reads it (`--eval-every 75` adds it back). Every run trains
+# from scratch: branched at step 25 from a vanilla prefix (2-3% of its rollouts hacking), routeA
+# deployed with hack 0.283 against 0.000 from scratch (docs/results/demo-fork25-2026-12-07/):
+# in this preset the gate has to be there from the first step.
 DEMO_DEFAULTS = MatrixDefaults(out="runs/demo", arms=DEFAULT_ARMS, seeds="0,1,2", placebos=1, relearn_steps=0,
-                               eval_last_only=True, fork_at=25)
+                               eval_last_only=True)
 
 
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
              threads: int = 1, build_threads: int = 2, fork_at: int = DEMO_DEFAULTS.fork_at, jobs: int | None = None,
              twins: bool = True) -> Path:
     """`run_study` on the demo preset with the demo's defaults (one placebo draw, no relearning
-    attack, the arms branched at step 25 unless `fork_at` says otherwise (0: from scratch), one
-    eval after the last step unless `overrides` says eval.every); returns the report path."""
+    attack, one eval after the last step unless `overrides` says eval.every); returns the report path."""
     return run_study(Path(out), "demo", arms, seeds, overrides, fork_at=fork_at, relearn_steps=DEMO_DEFAULTS.relearn_steps,
                      fresh=fresh, threads=threads, build_threads=build_threads, jobs=jobs, twins=twins,
                      placebos=DEMO_DEFAULTS.placebos, eval_last_only=DEMO_DEFAULTS.eval_last_only)
