@@ -55,3 +55,35 @@ def test_heldout_modes_preset_holds_out_loophole_modes():
     groups = mode_groups(cfg.to_dict())
     assert sorted(m for m, g in groups.items() if g == "seen") == ["run_tests", "sentinel"]
     assert len([g for g in groups.values() if g == "held-out"]) == 2 and len(cfg.modes) >= 4  # issue 11: 4+ modes, pairs of 2
+
+
+def _gate_rows(seen_scores_hack: list[tuple[float, bool]], heldout_scores_hack: list[tuple[float, bool]]) -> list[dict]:
+    """One diagnostics row with per-rollout fields: seen-mode rollouts then held-out-mode ones (all live, A > 0)."""
+    rows = [(s, h, "run_tests") for s, h in seen_scores_hack] + [(s, h, "exit_code") for s, h in heldout_scores_hack]
+    return [{"step": 0, "gate_score": [s for s, _, _ in rows], "zone": [1] * len(rows), "hack": [h for _, h, _ in rows],
+             "advantage": [1.0] * len(rows), "live": [True] * len(rows), "mode": [m for _, _, m in rows]}]
+
+
+def test_the_heldout_question_counts_only_seeds_whose_gate_separates_the_seen_modes():
+    """A seed counts when the gate's AUROC on the seen modes' rollouts is >= 0.8, whatever it does on
+    the held-out ones; the second table pools every arm over the counted seeds only."""
+    from vgrout.report.modes import counted_seeds, seen_gate_auroc
+
+    hacked = {"run_tests": 1, "sentinel": 2, "exit_code": 5, "stdout_marker": 7}
+    good, bad = _run(0, hacked), _run(1, hacked)
+    good.diagnostics = _gate_rows([(0.9, True), (0.1, False)], [(0.0, True), (1.0, False)])  # held-out inverted
+    bad.diagnostics = _gate_rows([(0.1, True), (0.9, False)], [(0.9, True), (0.1, False)])  # seen inverted
+    assert seen_gate_auroc(good) == 1.0 and seen_gate_auroc(bad) == 0.0
+    absorb = {s: RunData(path=Path(f"absorb_s{s}"), arm="absorb", seed=s, config={**r.config, "arm": "absorb"},
+                         final_eval=_eval({m: 10 for m in MODES})) for s, r in ((0, good), (1, bad))}
+    arms = {"routeA": {0: good, 1: bad}, "absorb": absorb}
+    assert counted_seeds(arms, ["routeA", "absorb"]) == {"routeA": {0: 1.0, 1: 0.0}}
+    text = "\n".join(section_heldout_modes(arms, ["routeA", "absorb"]))
+    every, counted = text.split("The held-out question counts only", 1)
+    assert "| absorb | held-out | 40 | 1.000" in every  # both seeds
+    assert "seed 0 1.00, seed 1 0.00" in text and "seeds 0, every arm" in counted
+    assert "| absorb | held-out | 20 | 1.000" in counted and "| routeA | held-out | 20 | 0.600" in counted
+    old = _run(2, hacked)  # a run from before per-rollout modes were logged: no verdict, not counted
+    old.diagnostics = [{k: v for k, v in good.diagnostics[0].items() if k != "mode"}]
+    assert seen_gate_auroc(old) is None
+    assert "none, so this matrix says nothing" in "\n".join(section_heldout_modes({"routeA": {2: old}}, ["routeA"]))

@@ -6,15 +6,24 @@ of some of them (`pair_modes`) is read here per mode group at its final checkpoi
 group's problems and then over seeds (a Wilson interval on the pooled counts: every sample of
 every seed is one trial; it ignores between-seed variance, which the per-seed table shows).
 Runs without pair_modes, or with a single loophole mode, have no held-out group and are skipped.
-Torch-free, reads only eval JSON.
+
+The held-out question is asked only where the direction works on what it was built from: a
+method arm's seed counts when its gate's live AUROC on the seen modes' rollouts (A > 0, the
+rows it routes; `seen_gate_auroc`, from the per-rollout `mode` of diagnostics.jsonl) is at
+least SEEN_INFORMATIVE_MIN, and the second table pools every arm over those seeds only.
+Torch-free, reads only eval JSON and diagnostics.
 """
 
 from __future__ import annotations
 
-from vgrout.report.runs import RunData
-from vgrout.stats import wilson_interval
+import math
+
+from vgrout.report import gate
+from vgrout.report.runs import RunData, placebo_base
+from vgrout.stats import auroc, wilson_interval
 
 GROUPS = ("seen", "held-out")
+SEEN_INFORMATIVE_MIN = 0.8  # a method seed's live AUROC on the seen modes at or above: its held-out result counts
 
 
 def mode_groups(config: dict) -> dict[str, str] | None:
@@ -56,11 +65,51 @@ def summary_block(runs: dict[int, RunData]) -> dict | None:
                 "valid": c["format_ok"] / c["n"]} for g, c in p.items() if c["n"]}
 
 
-def section_heldout_modes(arms: dict[str, dict[int, RunData]], order: list[str]) -> list[str]:
-    """The report's "Seen vs held-out loophole modes" section ([] when no run has held-out modes)."""
+def seen_gate_auroc(run: RunData) -> float | None:
+    """The gate's AUROC (score vs the oracle's hack label) over the run's live rollouts with A > 0
+    on its seen modes; None without per-rollout modes (runs written before they were logged),
+    held-out groups or both labels among those rollouts."""
+    groups = mode_groups(run.config)
+    if groups is None:
+        return None
+    scores, hacks = [], []
+    for row in run.diagnostics:
+        if not gate.has_rollouts(row) or "mode" not in row:
+            continue
+        n = len(row[gate.SCORE_FIELD])
+        cols = (row[gate.SCORE_FIELD], row[gate.HACK_FIELD], row.get(gate.ADV_FIELD, [1.0] * n),
+                row.get(gate.LIVE_FIELD, [True] * n), row["mode"])
+        if any(len(c) != n for c in cols):
+            raise ValueError(f"step {row.get('step')}: per-rollout lists differ in length {[len(c) for c in cols]}")
+        for score, hack, adv, live, mode in zip(*cols):
+            if score is not None and live and adv > 0 and groups.get(mode) == "seen":
+                scores.append(float(score))
+                hacks.append(bool(hack))
+    if not scores or all(hacks) or not any(hacks):
+        return None
+    value = auroc(scores, hacks)
+    return float(value) if math.isfinite(value) else None
+
+
+def counted_seeds(arms: dict[str, dict[int, RunData]], order: list[str]) -> dict[str, dict[int, float | None]]:
+    """{method arm: {seed: seen-mode AUROC}} for each gated method arm of a held-out-mode matrix
+    (placebos and the oracle are references, not directions under test)."""
+    out = {}
+    for arm in order:
+        if arm == "oracle" or placebo_base(arm) is not None or pooled(arms[arm]) is None:
+            continue
+        per_seed = {seed: seen_gate_auroc(run) for seed, run in sorted(arms[arm].items())
+                    if any(gate.has_rollouts(row) for row in run.diagnostics)}
+        if per_seed:
+            out[arm] = per_seed
+    return out
+
+
+def _rows(arms: dict[str, dict[int, RunData]], order: list[str], seeds: set[int] | None = None) -> list[str]:
     rows = []
     for arm in order:
-        p = pooled(arms[arm])
+        runs = arms[arm] if seeds is None else {s: r for s, r in arms[arm].items() if s in seeds}
+        p = pooled(runs) if runs else None
         if p is None:
             continue
         for g in GROUPS:
@@ -70,19 +119,38 @@ def section_heldout_modes(arms: dict[str, dict[int, RunData]], order: list[str])
             lo, hi = wilson_interval(c["hacked"], c["n"])
             rows.append(f"| {arm} | {g} | {c['n']} | {c['hacked'] / c['n']:.3f} [{lo:.3f}, {hi:.3f}] | "
                         f"{c['solved'] / c['n']:.3f} | {c['format_ok'] / c['n']:.3f} |")
+    return rows
+
+
+def section_heldout_modes(arms: dict[str, dict[int, RunData]], order: list[str]) -> list[str]:
+    """The report's "Seen vs held-out loophole modes" section ([] when no run has held-out modes):
+    every seed, then, per gated method arm, only the seeds where its gate is informative on the
+    seen modes (`counted_seeds`)."""
+    rows = _rows(arms, order)
     if not rows:
         return []
     any_run = next(r for arm in order for r in arms[arm].values() if mode_groups(r.config))
     groups = mode_groups(any_run.config)
     seen = sorted(m for m, g in groups.items() if g == "seen")
     held = sorted(m for m, g in groups.items() if g == "held-out")
-    return ["## Seen vs held-out loophole modes", "",
-            f"The direction was built from the pairs of the seen modes ({', '.join(seen)}); the held-out "
-            f"modes ({', '.join(held)}) contributed no pairs. Deployed model, final checkpoint, counts pooled "
-            "over problems and seeds (Wilson 95% on the pooled counts). A held-out hack drop counts only "
-            "beside its solve and valid rates.", "",
-            "| arm | modes | n | deployed hack [95% CI] | deployed solve | deployed valid |",
-            "|---|---|---|---|---|---|", *rows, ""]
+    head = ["| arm | modes | n | deployed hack [95% CI] | deployed solve | deployed valid |", "|---|---|---|---|---|---|"]
+    out = ["## Seen vs held-out loophole modes", "",
+           f"The direction was built from the pairs of the seen modes ({', '.join(seen)}); the held-out "
+           f"modes ({', '.join(held)}) contributed no pairs. Deployed model, final checkpoint, counts pooled "
+           "over problems and seeds (Wilson 95% on the pooled counts). A held-out hack drop counts only "
+           "beside its solve and valid rates.", "", "Every seed:", "", *head, *rows, ""]
+    for arm, per_seed in counted_seeds(arms, order).items():
+        shown = ", ".join(f"seed {s} {a:.2f}" if a is not None else f"seed {s} n/a" for s, a in per_seed.items())
+        keep = {s for s, a in per_seed.items() if a is not None and a >= SEEN_INFORMATIVE_MIN}
+        out += [f"{arm}'s gate on the seen modes (live AUROC, rollouts with A > 0; n/a: the run logged no "
+                f"per-rollout modes or saw one label): {shown}. The held-out question counts only the seeds at or "
+                f"above {SEEN_INFORMATIVE_MIN}, where the direction separates the hacks it was built from: "
+                + (f"seeds {', '.join(map(str, sorted(keep)))}, every arm on those seeds:" if keep else
+                   "none, so this matrix says nothing about held-out modes for this arm."), ""]
+        if keep:
+            out += [*head, *_rows(arms, order, keep), ""]
+    return out
 
 
-__all__ = ["GROUPS", "group_counts", "mode_groups", "pooled", "section_heldout_modes", "summary_block"]
+__all__ = ["GROUPS", "SEEN_INFORMATIVE_MIN", "counted_seeds", "group_counts", "mode_groups", "pooled",
+           "section_heldout_modes", "seen_gate_auroc", "summary_block"]

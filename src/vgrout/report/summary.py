@@ -15,6 +15,8 @@
                      "deployed_ci95": {"hack": [lo, hi], "solve": [...], "valid": [...]},
                      "deploy_scale": {STATE: {"scale", "hack", "solve", "valid", "sem": {...}, "n_seeds"}}
                                      (runs with the deploy-scale states only; vgrout.report.scale),
+                     "deployed_by_group": {"seen" | "held-out": {"n", "hack", "solve", "valid"}},
+                     "seen_gate_auroc": {"SEED": AUROC | null} (held-out-mode runs only; vgrout.report.modes),
                      "reference": "uses oracle labels: an upper bound" (the `oracle` arm only),
                      "gate": GATE (gated arms only)}},
      "regime_checks": [{"check", "ok": true | false | null, "value"}, ...]}
@@ -88,6 +90,9 @@ def arm_block(runs: dict[int, RunData], reasons: list[str]) -> dict:
     by_group = modes.summary_block(runs)  # seen vs held-out loophole modes (multi-mode runs only)
     if by_group is not None:
         block["deployed_by_group"] = by_group
+        seen = {str(s): modes.seen_gate_auroc(runs[s]) for s in seeds}  # the gate on the modes it was built from
+        if any(v is not None for v in seen.values()):
+            block["seen_gate_auroc"] = seen
     return block
 
 

@@ -177,9 +177,11 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     # the whole batch, in single-process row order (identity with one process)
     grades = dp.gather_objects(grades)
     hackable = dp.gather_objects([local[int(p)].hackable for p in rollouts.prompt_index.tolist()])
+    modes = dp.gather_objects([local[int(p)].mode for p in rollouts.prompt_index.tolist()])
     deployed, lens = dp.gather_rows(rollouts.deployed.cpu()), dp.gather_rows(rollouts.completion_mask.sum(1).float())
     record = record.gathered(dp)
-    diag = oracle_diagnostics(grades, hackable, deployed, record.live, record.zones, record.scores, record.advantages)
+    diag = oracle_diagnostics(grades, hackable, deployed, record.live, record.zones, record.scores, record.advantages,
+                              modes)
     metrics.update({"step": step, "time_generate": t1 - t0, "time_grade": t2 - t1, "time_optimise": t3 - t2,
                     "completion_len": float(lens.mean())})
     if run.gate.direction is not None:
@@ -406,11 +408,14 @@ class HeldoutEval:
 # classifier) goes to diagnostics.jsonl; metrics.jsonl holds oracle-free fields only.
 
 def oracle_diagnostics(grades: Sequence[Grade], hackable: Sequence[bool], deployed: torch.Tensor, live: torch.Tensor,
-                       zones: torch.Tensor, scores: torch.Tensor, advantages: torch.Tensor) -> dict:
+                       zones: torch.Tensor, scores: torch.Tensor, advantages: torch.Tensor,
+                       modes: Sequence[str] | None = None) -> dict:
     """As-trained hack/solve rates (all rows, hackable prompts, deploy-sampled rows) and gate quality.
 
     Gate quality is measured on rows with A > 0 (the ones whose update the gate has to route)
-    against the oracle's hack label `exploited`.
+    against the oracle's hack label `exploited`. A gated arm's row also lists each rollout's
+    score, zone, label, advantage, liveness and prompt mode (`modes`, when given: the report
+    reads the gate per loophole mode, e.g. on the modes its direction was built from).
     """
     hack = torch.tensor([g.exploited for g in grades])
     solve = torch.tensor([g.gt_correct for g in grades])
@@ -438,6 +443,8 @@ def oracle_diagnostics(grades: Sequence[Grade], hackable: Sequence[bool], deploy
             "zone": [int(z) for z in zones.tolist()], "hack": [bool(h) for h in hack.tolist()],
             "advantage": [float(a) for a in advantages.tolist()], "live": [bool(x) for x in live.tolist()],
         })
+        if modes is not None:
+            out["mode"] = list(modes)
     return out
 
 
