@@ -198,7 +198,8 @@ def test_attack_config_from_a_placebo_run_is_plain_vanilla():
     from vgrout.relearn import attack_config
     from vgrout.train.config import validate
 
-    src = preset("smoke").with_overrides({"arm": "routeA", "placebo": True}).resolved()
-    cfg = attack_config(src, steps=2, every=1, n_problems=2)
-    assert (cfg.arm, cfg.placebo, cfg.placebo_seed) == ("vanilla", False, -1)
-    validate(cfg)
+    for draw in (0, 2):  # the seed's first placebo draw and a further one (routeA-placebo2)
+        src = preset("smoke").with_overrides({"arm": "routeA", "placebo": True, "placebo_draw": draw}).resolved()
+        cfg = attack_config(src, steps=2, every=1, n_problems=2)
+        assert (cfg.arm, cfg.placebo, cfg.placebo_seed, cfg.placebo_draw) == ("vanilla", False, -1, 0)
+        validate(cfg)

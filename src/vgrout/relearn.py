@@ -53,7 +53,7 @@ def attack_config(src, steps: int, every: int, n_problems: int):
     ev = dataclasses.replace(src.eval, every=every, n_problems=n_problems, modes=modes)
     return dataclasses.replace(
         src, arm="vanilla", steps=steps, warmup_steps=0, cosine=False, modes=modes, unhackable_frac=0.0,
-        gen_deploy_frac=0.0, placebo=False, placebo_seed=-1, motivate_pairs=0, motivate_pool=0, retain_heal_epochs=0,
+        gen_deploy_frac=0.0, placebo=False, placebo_seed=-1, placebo_draw=0, motivate_pairs=0, motivate_pool=0, retain_heal_epochs=0,
         teacher_pool="", teacher_off_step=0, checkpoint_every=steps, eval=ev)
 
 
