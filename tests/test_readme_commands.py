@@ -1,7 +1,9 @@
 """Every command in the README's Commands section, run in order on a tiny run.
 
-The block is parsed from README.md, so a command added there is run here. Substitutions keep
-it to seconds and self-contained: the `smoke` preset (tiny toy world) for `toy`, a tiny
+The block is parsed from README.md, so a command added there is run here. Each `vgrout` command
+runs in this process through the CLI's `main(argv)` (the same parser and handlers as the console
+script, without a fresh interpreter importing torch for each); `torchrun` runs as a subprocess,
+as its two ranks need their own processes. Substitutions keep it to seconds and self-contained: the `smoke` preset (tiny toy world) for `toy`, a tiny
 world for `toy build`, a temporary `runs/`, this interpreter for `.venv/bin/vgrout` and
 `torchrun`, the run's own eval samples as `rows.jsonl` and its held-out problems as
 `problems.jsonl`. Also checks that `vgrout eval RUN` reuses the trainer's eval files (its
@@ -10,7 +12,9 @@ defaults are the run's settings) and that the keys a run writes are documented.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import json
 import os
 import re
@@ -67,6 +71,36 @@ def substitute(line: str, runs: Path, files: dict[str, Path]) -> list[str]:
     return out
 
 
+def _run_in_process(argv: list[str]) -> subprocess.CompletedProcess:
+    """`python -m vgrout ARGS` run through `vgrout.cli.main(ARGS)` here, stdout/stderr captured.
+
+    Restores what a command may change for the rest of the process (torch's thread count and the
+    thread variables `--threads` sets)."""
+    import torch
+
+    from vgrout.cli import main
+
+    assert argv[1:3] == ["-m", "vgrout"], argv
+    threads, env = torch.get_num_threads(), {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv[3:])
+            except SystemExit as exc:  # as the console script turns it into an exit status
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if not isinstance(exc.code, int) and exc.code is not None:
+                    print(exc.code, file=sys.stderr)
+    finally:
+        torch.set_num_threads(threads)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 def _medhard_rows(problems) -> str:
     """Problems in the LeetCode medhard row format `vgrout grade --problems` reads."""
     return "".join(json.dumps({"id": p.id, "question": p.statement, "func_name": p.entry_point,
@@ -85,7 +119,7 @@ def _documented_keys(doc: str, heading: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_every_readme_command_runs_on_a_tiny_run(tmp_path):
+def test_every_readme_command_runs_on_a_tiny_run(tmp_path, monkeypatch):
     from vgrout.toy.world import toy_world
 
     runs = tmp_path / "runs"
@@ -94,6 +128,7 @@ def test_every_readme_command_runs_on_a_tiny_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
     lines = readme_commands()
     assert any(" samples " in x for x in lines) and any(" export " in x for x in lines)
+    monkeypatch.chdir(tmp_path)  # the in-process commands run where the subprocesses did
     run = runs / "routeA_s0"
     trainer_eval_mtime = None
     for line in lines:
@@ -101,7 +136,10 @@ def test_every_readme_command_runs_on_a_tiny_run(tmp_path):
             files["rows.jsonl"].write_text((run / "eval" / "step_000002.samples.jsonl").read_text())
             files["problems.jsonl"].write_text(_medhard_rows(toy_world("tiny", progress=False).problems("heldout")))
         argv = substitute(line, runs, files)
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        if argv[1:3] == ["-m", "vgrout"]:
+            proc = _run_in_process(argv)
+        else:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
         assert proc.returncode == 0, f"{line}\n-> {argv}\n{proc.stderr[-3000:]}"
         assert "Traceback" not in proc.stderr, f"{line}\n{proc.stderr[-3000:]}"
         if argv[3:4] == ["train"] and "--resume" not in argv and trainer_eval_mtime is None:
