@@ -12,9 +12,7 @@ defaults are the run's settings) and that the keys a run writes are documented.
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import io
 import json
 import os
 import re
@@ -24,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # the tiny run: 2 steps, a checkpoint each step, the trainer's held-out eval at step 2 on 4 problems
@@ -71,36 +70,6 @@ def substitute(line: str, runs: Path, files: dict[str, Path]) -> list[str]:
     return out
 
 
-def _run_in_process(argv: list[str]) -> subprocess.CompletedProcess:
-    """`python -m vgrout ARGS` run through `vgrout.cli.main(ARGS)` here, stdout/stderr captured.
-
-    Restores what a command may change for the rest of the process (torch's thread count and the
-    thread variables `--threads` sets)."""
-    import torch
-
-    from vgrout.cli import main
-
-    assert argv[1:3] == ["-m", "vgrout"], argv
-    threads, env = torch.get_num_threads(), {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(argv[3:])
-            except SystemExit as exc:  # as the console script turns it into an exit status
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-                if not isinstance(exc.code, int) and exc.code is not None:
-                    print(exc.code, file=sys.stderr)
-    finally:
-        torch.set_num_threads(threads)
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
-
-
 def _medhard_rows(problems) -> str:
     """Problems in the LeetCode medhard row format `vgrout grade --problems` reads."""
     return "".join(json.dumps({"id": p.id, "question": p.statement, "func_name": p.entry_point,
@@ -137,7 +106,7 @@ def test_every_readme_command_runs_on_a_tiny_run(tmp_path, monkeypatch):
             files["problems.jsonl"].write_text(_medhard_rows(toy_world("tiny", progress=False).problems("heldout")))
         argv = substitute(line, runs, files)
         if argv[1:3] == ["-m", "vgrout"]:
-            proc = _run_in_process(argv)
+            proc = run_cli(argv[3:])
         else:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
         assert proc.returncode == 0, f"{line}\n-> {argv}\n{proc.stderr[-3000:]}"
