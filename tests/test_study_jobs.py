@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tasks import sleep_task as _sleep  # a light module: the spawned workers import it, not this one
+from _tasks import sleep_task as _sleep  # light: what spawned workers import
 from safetensors.torch import load_file
 
 import vgrout.jobs as jobs
