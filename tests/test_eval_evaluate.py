@@ -184,7 +184,6 @@ def test_evaluate_run_writes_step_files_and_curve(lm, grader, tmp_path):
     assert (run / "eval" / "step_000004.json").stat().st_mtime_ns == mtime  # kept, not recomputed
 
 
-@pytest.mark.slow
 def test_eval_cli_on_a_real_smoke_run(tmp_path):
     """train (smoke preset, 2 steps) -> `vgrout eval` -> `vgrout compare`, all through the real CLI
     (`vgrout.cli.main`, run in this process: tests/_cli.py)."""
