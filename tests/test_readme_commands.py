@@ -1,12 +1,12 @@
 """Every command in the README's Commands section, run in order on a tiny run.
 
-The block is parsed from README.md, so a command added there is run here. Each `vgrout` command
-runs in this process through the CLI's `main(argv)` (the same parser and handlers as the console
-script, without a fresh interpreter importing torch for each); `torchrun` runs as a subprocess,
-as its two ranks need their own processes. Substitutions keep it to seconds and self-contained: the `smoke` preset (tiny toy world) for `toy`, a tiny
-world for `toy build`, a temporary `runs/`, this interpreter for `.venv/bin/vgrout` and
-`torchrun`, the run's own eval samples as `rows.jsonl` and its held-out problems as
-`problems.jsonl`. Also checks that `vgrout eval RUN` reuses the trainer's eval files (its
+The block is parsed from README.md, so a command added there is run here. Substitutions keep
+it to seconds and self-contained: the `smoke` preset (tiny toy world) for `toy`, a tiny
+world for `toy build`, a temporary `runs/`, the CLI's `main(argv)` in this process for
+`.venv/bin/vgrout` (the console script's parser and handlers, without a fresh interpreter
+importing torch for each command), this interpreter for `torchrun` (a subprocess: its two ranks
+need their own processes), the run's own eval samples as `rows.jsonl` and its held-out problems
+as `problems.jsonl`. Also checks that `vgrout eval RUN` reuses the trainer's eval files (its
 defaults are the run's settings) and that the keys a run writes are documented.
 """
 
