@@ -115,8 +115,9 @@ def test_relearn_two_steps_writes_its_file_and_the_report_row(tmp_path):
 def test_study_forks_every_arm_from_one_prefix_and_resumes(tmp_path, capsys):
     out = tmp_path / "study"
     over = {**TINY, "max_new_tokens": "12"}
+    # jobs=1: the runs in this process (worker processes give the same results: test_study_jobs.py)
     report = run_study(out, "smoke", ("vanilla", "routeA"), (0,), dict(over), fork_at=1, relearn_steps=1,
-                       relearn_every=1, relearn_n_problems=4)
+                       relearn_every=1, relearn_n_problems=4, jobs=1)
     first = capsys.readouterr().out
     assert first.count(": trained") == 3  # the prefix and two branches
     prefix = out / "prefix_s0" / "checkpoints" / "step_000001" / "adapter.safetensors"
@@ -133,7 +134,7 @@ def test_study_forks_every_arm_from_one_prefix_and_resumes(tmp_path, capsys):
     assert "Oracle-selected early stopping (a reference, not a method)" in text
     # a second call trains nothing
     run_study(out, "smoke", ("vanilla", "routeA"), (0,), dict(over), fork_at=1, relearn_steps=1, relearn_every=1,
-              relearn_n_problems=4)
+              relearn_n_problems=4, jobs=1)
     second = capsys.readouterr().out
     assert ": trained" not in second and ": resumed" not in second and second.count(": cached") == 3
 

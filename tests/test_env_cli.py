@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_cli
 
 from vgrout.types import Problem
 
@@ -24,11 +25,10 @@ TOY = Problem(id="toy/double/solve/2", statement="Return 2*n.", starter_code="cl
 
 
 def grade(tmp_path: Path, rows: list, problems: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`vgrout grade` on `rows`, run in this process (tests/_cli.py); the console script itself: the --help test."""
     path = tmp_path / "rows.jsonl"
     path.write_bytes(b"\n".join(r if isinstance(r, bytes) else json.dumps(r).encode() for r in rows) + b"\n")
-    env = dict(os.environ, PYTHONPATH=SRC)
-    return subprocess.run([sys.executable, "-m", "vgrout", "grade", str(path), "--problems", str(problems),
-                           "--workers", "1", *extra], capture_output=True, text=True, env=env, timeout=300)
+    return run_cli(["grade", str(path), "--problems", str(problems), "--workers", "1", *extra])
 
 
 @pytest.fixture
@@ -100,9 +100,7 @@ def test_bad_files_give_clear_errors(tmp_path, medhard):
         assert r.returncode != 0 and want in r.stderr and "Traceback" not in r.stderr, (want, r.stderr)
     r = grade(tmp_path, [{"problem_id": 1, "completion": CLEAN, "mode": "gt_only"}], medhard, "--workers", "0")
     assert r.returncode != 0 and "workers must be >= 1" in r.stderr and "Traceback" not in r.stderr, r.stderr
-    env = dict(os.environ, PYTHONPATH=SRC)
-    r = subprocess.run([sys.executable, "-m", "vgrout", "grade", str(tmp_path / "nope.jsonl"), "--problems", str(medhard)],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = run_cli(["grade", str(tmp_path / "nope.jsonl"), "--problems", str(medhard)])
     assert r.returncode != 0 and "completions file not found" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -184,29 +184,26 @@ def test_evaluate_run_writes_step_files_and_curve(lm, grader, tmp_path):
     assert (run / "eval" / "step_000004.json").stat().st_mtime_ns == mtime  # kept, not recomputed
 
 
-@pytest.mark.slow
 def test_eval_cli_on_a_real_smoke_run(tmp_path):
-    """train (smoke preset, 2 steps) -> `vgrout eval` -> `vgrout compare`, all through the real CLI."""
-    import subprocess
-    import sys
+    """train (smoke preset, 2 steps) -> `vgrout eval` -> `vgrout compare`, all through the real CLI
+    (`vgrout.cli.main`, run in this process: tests/_cli.py)."""
+    from _cli import run_cli
 
-    from vgrout.train.loop import train
     from vgrout.train.config import smoke
+    from vgrout.train.loop import train
 
     run = tmp_path / "absorb_s0"
     train(smoke().with_overrides({"arm": "absorb", "steps": 2, "checkpoint_every": 1}), run)
-    cmd = [sys.executable, "-m", "vgrout", "eval", str(run), "--checkpoints", "all", "--n-problems", "4",
-           "--max-new-tokens", "8"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    cmd = ["eval", str(run), "--checkpoints", "all", "--n-problems", "4", "--max-new-tokens", "8"]
+    proc = run_cli(cmd)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = read_eval(run / "eval" / "step_000002.json")
     assert res["n_problems"] == 4 and res["run"]["arm"] == "absorb"
     assert res["states"]["deployed"]["generation_mode"] == "deployed"
     assert [json.loads(x)["step"] for x in (run / "eval" / "curve.jsonl").read_text().splitlines()] == [1, 2]
-    bad = subprocess.run(cmd[:-4] + ["--n-problems", "3"], capture_output=True, text=True, timeout=300)
+    bad = run_cli(cmd[:-4] + ["--n-problems", "3"])
     assert bad.returncode != 0 and "different settings" in bad.stderr and "Traceback" not in bad.stderr
     out = tmp_path / "report.md"
-    rep = subprocess.run([sys.executable, "-m", "vgrout", "compare", str(run), "--out", str(out)],
-                         capture_output=True, text=True, timeout=120)
+    rep = run_cli(["compare", str(run), "--out", str(out)])
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert "| absorb | 0 | 2 |" in out.read_text()

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from _cli import run_cli
 
 from vgrout.adapter import AdapterConfig, attach
 from vgrout.eval.settings import deploys_whole_adapter
@@ -117,6 +118,5 @@ def test_export_refuses_bad_input(tmp_path):
     state.write_text(json.dumps({"step": 4, "arm": "vanilla"}))
     with pytest.raises(ValueError, match="says arm 'vanilla' but config.json says 'routeA'"):
         export_run(run, tmp_path / "y")
-    proc = subprocess.run([sys.executable, "-m", "vgrout", "export", str(tmp_path / "nope"), "--out", str(tmp_path / "z")],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_cli(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "z")])
     assert proc.returncode != 0 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr

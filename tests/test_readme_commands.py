@@ -2,9 +2,11 @@
 
 The block is parsed from README.md, so a command added there is run here. Substitutions keep
 it to seconds and self-contained: the `smoke` preset (tiny toy world) for `toy`, a tiny
-world for `toy build`, a temporary `runs/`, this interpreter for `.venv/bin/vgrout` and
-`torchrun`, the run's own eval samples as `rows.jsonl` and its held-out problems as
-`problems.jsonl`. Also checks that `vgrout eval RUN` reuses the trainer's eval files (its
+world for `toy build`, a temporary `runs/`, the CLI's `main(argv)` in this process for
+`.venv/bin/vgrout` (the console script's parser and handlers, without a fresh interpreter
+importing torch for each command), this interpreter for `torchrun` (a subprocess: its two ranks
+need their own processes), the run's own eval samples as `rows.jsonl` and its held-out problems
+as `problems.jsonl`. Also checks that `vgrout eval RUN` reuses the trainer's eval files (its
 defaults are the run's settings) and that the keys a run writes are documented.
 """
 
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # the tiny run: 2 steps, a checkpoint each step, the trainer's held-out eval at step 2 on 4 problems
@@ -85,7 +88,7 @@ def _documented_keys(doc: str, heading: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_every_readme_command_runs_on_a_tiny_run(tmp_path):
+def test_every_readme_command_runs_on_a_tiny_run(tmp_path, monkeypatch):
     from vgrout.toy.world import toy_world
 
     runs = tmp_path / "runs"
@@ -94,6 +97,7 @@ def test_every_readme_command_runs_on_a_tiny_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
     lines = readme_commands()
     assert any(" samples " in x for x in lines) and any(" export " in x for x in lines)
+    monkeypatch.chdir(tmp_path)  # the in-process commands run where the subprocesses did
     run = runs / "routeA_s0"
     trainer_eval_mtime = None
     for line in lines:
@@ -101,7 +105,10 @@ def test_every_readme_command_runs_on_a_tiny_run(tmp_path):
             files["rows.jsonl"].write_text((run / "eval" / "step_000002.samples.jsonl").read_text())
             files["problems.jsonl"].write_text(_medhard_rows(toy_world("tiny", progress=False).problems("heldout")))
         argv = substitute(line, runs, files)
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        if argv[1:3] == ["-m", "vgrout"]:
+            proc = run_cli(argv[3:])
+        else:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
         assert proc.returncode == 0, f"{line}\n-> {argv}\n{proc.stderr[-3000:]}"
         assert "Traceback" not in proc.stderr, f"{line}\n{proc.stderr[-3000:]}"
         if argv[3:4] == ["train"] and "--resume" not in argv and trainer_eval_mtime is None:

@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
+from _cli import run_cli
+from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 
 from vgrout.eval.results import write_json_atomic
 from vgrout.report.compare import build_report, paired
 from vgrout.report.runs import group_by_arm, load_run
-
-from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -111,8 +111,7 @@ def test_gate_table_from_trainer_aggregates_only(tmp_path):
 
 def test_compare_cli_and_duplicate_runs_rejected(runs, tmp_path):
     out = tmp_path / "cli" / "r.md"
-    proc = subprocess.run([sys.executable, "-m", "vgrout", "compare", *map(str, runs), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_cli(["compare", *map(str, runs), "--out", str(out)])
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and "report:" in proc.stdout
     # the findings and the per-arm table are printed, not only paths

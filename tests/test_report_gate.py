@@ -1,17 +1,15 @@
 """Rolling gate AUROC with its n, and `vgrout diagnostics` on run dirs in the trainer's format."""
 
 import math
-import subprocess
-import sys
 
 import pytest
+from _cli import run_cli
+from _report_runs import make_run  # noqa: E402
 
 from vgrout.report import gate
 from vgrout.report.compare import build_report
 from vgrout.report.runs import load_run
 from vgrout.stats import auroc
-
-from _report_runs import make_run  # noqa: E402
 
 
 def test_rolling_auroc_pools_a_window_and_says_when_n_is_too_small(tmp_path):
@@ -35,8 +33,7 @@ def test_rolling_auroc_pools_a_window_and_says_when_n_is_too_small(tmp_path):
 
 def test_diagnostics_cli_explains_columns_and_prints_the_reports_auroc(tmp_path):
     run = make_run(tmp_path, "routeA", 0, {4: (10, 5)}, {4: (2, 2)}, gate_quality=2.0)
-    proc = subprocess.run([sys.executable, "-m", "vgrout", "diagnostics", str(run)], capture_output=True, text=True,
-                          timeout=120)
+    proc = run_cli(["diagnostics", str(run)])
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for col in ("n ", "hacks", "auroc", "roll", "route_p", "route_r", "f0.5", "keep_p", "keep_r"):
@@ -50,8 +47,7 @@ def test_diagnostics_cli_explains_columns_and_prints_the_reports_auroc(tmp_path)
 
 
 def test_diagnostics_cli_missing_directory_is_a_clear_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "vgrout", "diagnostics", str(tmp_path / "nope")],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_cli(["diagnostics", str(tmp_path / "nope")])
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "vgrout diagnostics: run directory" in proc.stderr and "does not exist" in proc.stderr
 

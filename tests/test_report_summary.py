@@ -2,17 +2,15 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
+from _cli import run_cli
+from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 
 from vgrout.eval.results import eval_path
 from vgrout.report.base import SOLVE_TOL, VALID_FLOOR, degradation, find_base
 from vgrout.report.compare import build_report
 from vgrout.report.runs import load_run
-
-from _report_runs import N_PROBLEMS, make_run  # noqa: E402
 
 N = N_PROBLEMS
 
@@ -105,15 +103,13 @@ def test_base_from_an_eval_file(tmp_path):
     base_run = make_run(tmp_path / "b", "vanilla", 9, {0: (1, 1)}, {0: (30, 30)})
     base_file = eval_path(base_run, 0)
     out = tmp_path / "out" / "report.md"
-    proc = subprocess.run([sys.executable, "-m", "vgrout", "compare", *map(str, runs), "--out", str(out),
-                           "--base", str(base_file)], capture_output=True, text=True, timeout=120)
+    proc = run_cli(["compare", *map(str, runs), "--out", str(out), "--base", str(base_file)])
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out.parent / "summary.json").read_text())
     assert summary["base"]["solve"] == 30 / N and str(base_file) in summary["base"]["source"]
     assert "| base (step 0) | — | 0 | 0.025 | 0.750 | 1.000 |" in out.read_text()
     other = make_run(tmp_path / "c", "vanilla", 9, {0: (1, 1)}, {0: (30, 30)}, settings={"n_samples": 4})
-    proc = subprocess.run([sys.executable, "-m", "vgrout", "compare", *map(str, runs), "--out", str(out),
-                           "--base", str(eval_path(other, 0))], capture_output=True, text=True, timeout=120)
+    proc = run_cli(["compare", *map(str, runs), "--out", str(out), "--base", str(eval_path(other, 0))])
     assert proc.returncode != 0 and "evaluated differently" in proc.stderr and "n_samples" in proc.stderr
 
 

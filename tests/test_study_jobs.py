@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tasks import sleep_task as _sleep  # light: what spawned workers import
 from safetensors.torch import load_file
 
 import vgrout.jobs as jobs
@@ -90,14 +91,6 @@ def test_a_failing_run_stops_new_launches_and_is_named(tmp_path, capsys):
     assert not multiprocessing.active_children()
 
 
-def _sleep(task) -> int:
-    """A task for run_tasks: sleeps task.s seconds; returns the worker's pid."""
-    import os
-
-    time.sleep(task.s)
-    return os.getpid()
-
-
 def test_a_task_waits_for_its_dependency():
     tasks = [types.SimpleNamespace(name="prefix", after=None, s=1.5),
              types.SimpleNamespace(name="branch", after="prefix", s=0.0),
@@ -123,21 +116,29 @@ def test_the_longest_chain_of_work_launches_first():
     assert order == ["prefix", "branch", "long", "source", "short", "twin"]
 
 
-def test_ctrl_c_terminates_and_joins_every_worker():
+def test_ctrl_c_terminates_and_joins_every_worker(tmp_path):
     import signal
 
     # a suite started in the background (`./dev test &`) inherits SIGINT as ignored: install the default
     # handler, so the signal below raises KeyboardInterrupt as a Ctrl-C in a terminal does
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    tasks = [types.SimpleNamespace(name=f"t{i}", after=None, s=120.0) for i in range(3)]
+    tasks = [types.SimpleNamespace(name=f"t{i}", after=None, s=120.0, started=tmp_path) for i in range(3)]
     main = threading.main_thread().ident
-    threading.Timer(8.0, signal.pthread_kill, (main, signal.SIGINT)).start()  # Ctrl-C while both workers sleep
+
+    def ctrl_c() -> None:  # Ctrl-C once both workers sleep in a task (or after 30 s)
+        deadline = time.perf_counter() + 30
+        while len(list(tmp_path.iterdir())) < 2 and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=ctrl_c, daemon=True).start()
     t0 = time.perf_counter()
     try:
         with pytest.raises(KeyboardInterrupt):
             run_tasks(tasks, _sleep, jobs=2, on_done=lambda *a: None)
     finally:
         signal.signal(signal.SIGINT, previous)
+    assert len(list(tmp_path.iterdir())) == 2  # the signal came while two tasks ran, the third never started
     assert not multiprocessing.active_children() and time.perf_counter() - t0 < 60
 
 
