@@ -28,6 +28,8 @@ def test_modes_split_into_seen_and_heldout_by_pair_modes():
         "run_tests": "seen", "sentinel": "held-out", "exit_code": "held-out", "stdout_marker": "held-out"}
     assert mode_groups({"modes": ["run_tests"], "pair_modes": ["run_tests"]}) is None  # nothing held out
     assert mode_groups({"modes": list(MODES), "pair_modes": []}) is None  # the direction saw every mode
+    gt_only = {"modes": ["gt_only"], "pair_modes": ["run_tests"], "eval": {"modes": ["run_tests", "sentinel"]}}
+    assert mode_groups(gt_only) == {"run_tests": "seen", "sentinel": "held-out"}  # read by its eval modes
 
 
 def test_counts_pool_over_modes_and_seeds():

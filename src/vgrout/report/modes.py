@@ -27,8 +27,11 @@ SEEN_INFORMATIVE_MIN = 0.8  # a method seed's live AUROC on the seen modes at or
 
 
 def mode_groups(config: dict) -> dict[str, str] | None:
-    """{loophole mode: "seen" | "held-out"} for a run, or None when it has no held-out modes."""
+    """{loophole mode: "seen" | "held-out"} for a run, or None when it has no held-out modes. A
+    run trained loophole-free (gt_only) is read by the loophole modes it was evaluated on."""
     modes = [m for m in config.get("modes") or () if m != "gt_only"]
+    if not modes:
+        modes = [m for m in (config.get("eval") or {}).get("modes") or () if m != "gt_only"]
     seen = set(config.get("pair_modes") or ())
     if not seen or not [m for m in modes if m not in seen]:
         return None
