@@ -158,8 +158,9 @@ def test_two_gloo_ranks_train_the_adapter_one_process_trains_and_resume_across_w
             assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
         for a, b in zip(rows(one / arm / "diagnostics.jsonl"), rows(two / arm / "diagnostics.jsonl"), strict=True):
             assert a.keys() == b.keys()
-            for k in a:  # oracle diagnostics of the whole batch (None where undefined); gate scores
-                # are projections of features pooled in other batch shapes: the adapter tolerance (rtol 1e-4)
+            assert a.get("mode") == b.get("mode")  # each rollout's prompt mode, in single-process row order
+            for k in a.keys() - {"mode"}:  # oracle diagnostics of the whole batch (None where undefined); gate
+                # scores are projections of features pooled in other batch shapes: the adapter tolerance (rtol 1e-4)
                 assert (a[k] is None) == (b[k] is None) and (a[k] is None or a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5)), k
         assert_same_adapter(adapter_at(one / arm, STEPS), adapter_at(two / arm, STEPS), f"{arm} 1 vs 2 ranks")
     gated = rows(two / "routeA" / "metrics.jsonl")
