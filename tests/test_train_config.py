@@ -254,3 +254,25 @@ def test_a_removed_setting_loads_at_its_old_default_and_is_refused_otherwise():
     assert preset("smoke").with_overrides({"overlap_grading": "false"}) == preset("smoke")
     with pytest.raises(ValueError, match="overlap_grading='true'"):
         preset("smoke").with_overrides({"overlap_grading": "true"})
+
+
+def test_settings_are_grouped_by_concern_and_a_set_may_name_the_group():
+    """Every Config field is in exactly one group (model/adapter, rollout, optimiser, gate, eval,
+    run); a group reads back as its own dataclass; `--set optim.lr=` is `--set lr=`, and a field
+    named under the wrong group is refused with its own group; config.json keeps the flat names."""
+    import dataclasses
+
+    from vgrout.train.config import GROUPS, group_of
+
+    owned = [f.name for name, cls in GROUPS.items() if name != "eval" for f in dataclasses.fields(cls)]
+    assert len(owned) == len(set(owned))  # no field in two groups
+    assert set(owned) | {"eval"} == {f.name for f in dataclasses.fields(Config)}  # and none outside them
+    cfg = preset("demo")
+    assert cfg.group("optim").quarantine_lr_scale == 0.1 and cfg.group("gate").tail_q == cfg.tail_q
+    assert cfg.group("eval") is cfg.eval and group_of("adapter_r") == "model" and group_of("group_size") == "rollout"
+    assert cfg.with_overrides({"optim.lr": "1e-3", "eval.every": "5"}) == cfg.with_overrides({"lr": "1e-3", "eval_every": "5"})
+    with pytest.raises(ValueError, match="'lr' is not in the gate group; it is optim.lr"):
+        cfg.with_overrides({"gate.lr": "1e-3"})
+    with pytest.raises(ValueError, match="unknown config group 'optimiser'"):
+        cfg.group("optimiser")
+    assert "lr" in cfg.to_dict() and "optim" not in cfg.to_dict()  # on disk: flat, as every run before wrote it

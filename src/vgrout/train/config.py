@@ -1,6 +1,10 @@
 """The trainer's one frozen Config: every setting of a run, a docstring under each, validated
 on build; and the presets, functions that return a Config (they set values, never add code paths).
 
+The settings are grouped by concern, one frozen dataclass each (`GROUPS`: run, model, rollout,
+optim, gate, eval), and Config inherits them all: `cfg.lr` reads a field, `cfg.group("optim")`
+a whole group, and `--set optim.lr=...` is `--set lr=...`. config.json keeps the flat names.
+
 The CLI applies `--set key=value` overrides with `Config.with_overrides`. Library code never
 receives a Config: the trainer unpacks the values each stage needs.
 """
@@ -28,8 +32,9 @@ ADAPTER_INITS: tuple[str, ...] = ("gaussian", "pissa", "corda", "scorda", "scord
 
 
 @dataclass(frozen=True)
-class Config:
-    # ---- run ---------------------------------------------------------------------------
+class RunSettings:
+    """What a run is and where its outputs go: preset, arm, seed, steps, checkpoints, samples, sandbox."""
+
     preset: str = "toy"
     """Name of the preset this config started from (recorded, not read)."""
     arm: str = "vanilla"
@@ -45,7 +50,24 @@ class Config:
     steps: int = 300
     """Optimizer updates (one per GRPO step)."""
 
-    # ---- model and data ----------------------------------------------------------------
+    rollout_samples: int = 4
+    """Rollouts kept per step in RUN_DIR/rollout_samples.jsonl (text, reward, zone, gate score; a
+    seeded choice that reads no label; oracle labels stay in diagnostics.jsonl). 0: none."""
+    tensorboard: bool = False
+    """Also write metrics and diagnostics as TensorBoard event files under RUN_DIR/tensorboard
+    (needs the `tensorboard` package; metrics.jsonl is written either way)."""
+    checkpoint_every: int = 50
+    """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
+    grader_workers: int = 2
+    """Sandbox worker processes."""
+    sandbox: str = "auto"
+    """Grader sandbox: auto, bwrap or process."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The base model and the block-split adapter on it."""
+
     model: str = "toy:default"
     """`toy:NAME` (a vgrout.toy world's model) or a Hugging Face model id / local directory."""
     random_init: bool = False
@@ -54,6 +76,22 @@ class Config:
     """Parameter dtype of the base model: float32 or bfloat16 (adapter parameters stay float32)."""
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu or cuda."""
+
+    adapter_r: int = 8
+    """Rank of each block (deployed and quarantine)."""
+    adapter_init: str = "gaussian"
+    """gaussian, pissa, corda, scorda, scorda_rev, antipasto (the last four calibrate on the pairs)."""
+    adapter_init_seed: int = -1
+    """Seed of the gaussian init; -1: derived from `seed` (the resolved value is written to
+    config.json), so seeds differ in their init as well as in their sampling."""
+    adapter_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    """Last name component of each wrapped nn.Linear."""
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """Which problems and prompts a step samples, how completions are sampled, teacher rows."""
+
     problems: str = "toy"
     """Training problems: `toy` (the toy world's train split), `leetcode-train` (newfacade/LeetCodeDataset
     train split, medium + hard, verified, cached under $VGROUT_CACHE), `leetcode-test` ($VGROUT_LEETCODE_JSONL)
@@ -76,7 +114,6 @@ class Config:
     unhackable_frac: float = 0.0
     """Share of each step's prompts shown hint-free and graded gt_only (rotates over prompt slots)."""
 
-    # ---- sampling ----------------------------------------------------------------------
     prompts_per_step: int = 8
     """P: prompt groups per step."""
     group_size: int = 8
@@ -92,7 +129,6 @@ class Config:
     gen_deploy_frac: float = 0.0
     """Share of each group sampled with the quarantine ablated (quarantine arms only)."""
 
-    # ---- teacher pool ------------------------------------------------------------------
     teacher_pool: str = ""
     """jsonl of cached completions with their behaviour log-probs ("" for none); format in
     vgrout.train.data. The stored log-probs are logp_old of those rows (a true importance ratio)."""
@@ -102,7 +138,11 @@ class Config:
     teacher_off_step: int = 0
     """Teachers are mixed in for steps < teacher_off_step."""
 
-    # ---- optimisation ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """The GRPO loss and the optimiser, and the retain-heal after training."""
+
     lr: float = 1e-3
     """Peak learning rate of AdamW (betas 0.9, 0.99, no built-in weight decay)."""
     quarantine_lr_scale: float = 1.0
@@ -140,18 +180,18 @@ class Config:
     (vgrout.train.distributed): less GPU memory, one more forward; the training forward runs plain
     (no shared prompt cache). Single process only."""
 
-    # ---- adapter -----------------------------------------------------------------------
-    adapter_r: int = 8
-    """Rank of each block (deployed and quarantine)."""
-    adapter_init: str = "gaussian"
-    """gaussian, pissa, corda, scorda, scorda_rev, antipasto (the last four calibrate on the pairs)."""
-    adapter_init_seed: int = -1
-    """Seed of the gaussian init; -1: derived from `seed` (the resolved value is written to
-    config.json), so seeds differ in their init as well as in their sampling."""
-    adapter_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    """Last name component of each wrapped nn.Linear."""
+    retain_heal_epochs: int = 0
+    """Passes of teacher-forced NLL on the clean side of the pairs after training (deployed block only)."""
+    retain_heal_lr: float = 0.0
+    """Learning rate of the retain-heal (0: use lr)."""
+    retain_heal_batch: int = 8
+    """Pairs per retain-heal batch."""
 
-    # ---- gate and directions -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The routing gate, its direction (v_act / v_grad) and pairs, and the placebo."""
+
     tail_q: float = 0.1
     """Band gate tails: scores at or below the tail_q quantile keep, at or above 1 - tail_q route."""
     buffer_size: int = 4096
@@ -189,30 +229,28 @@ class Config:
     motivate_require_marker: bool = True
     """Keep a motivate pair only if its hack text contains the mode's exploit marker string."""
 
-    # ---- schedule of side jobs ---------------------------------------------------------
-    retain_heal_epochs: int = 0
-    """Passes of teacher-forced NLL on the clean side of the pairs after training (deployed block only)."""
-    retain_heal_lr: float = 0.0
-    """Learning rate of the retain-heal (0: use lr)."""
-    retain_heal_batch: int = 8
-    """Pairs per retain-heal batch."""
+
+@dataclass(frozen=True)
+class Config(RunSettings, ModelSettings, RolloutSettings, OptimSettings, GateSettings):
+    """Every setting of a run, grouped by concern: each group is its own class above (`GROUPS`;
+    `cfg.group("optim")` reads one), Config holds them all as flat fields (`cfg.lr`) plus the held-out
+    eval settings (`cfg.eval`). config.json and `--set` use the flat names; `--set optim.lr=...`
+    names the group as well."""
+
     eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
     """Held-out evaluation during training (`--set eval.every=20`, `eval.temperature=0.6`, ...):
     see vgrout.eval.settings.EvalSettings. Older configs' flat `eval_X` names still load."""
-    rollout_samples: int = 4
-    """Rollouts kept per step in RUN_DIR/rollout_samples.jsonl (text, reward, zone, gate score; a
-    seeded choice that reads no label; oracle labels stay in diagnostics.jsonl). 0: none."""
-    tensorboard: bool = False
-    """Also write metrics and diagnostics as TensorBoard event files under RUN_DIR/tensorboard
-    (needs the `tensorboard` package; metrics.jsonl is written either way)."""
-    checkpoint_every: int = 50
-    """Write an atomic checkpoint every N steps and after the last (0: only after the last)."""
-    grader_workers: int = 2
-    """Sandbox worker processes."""
-    sandbox: str = "auto"
-    """Grader sandbox: auto, bwrap or process."""
 
     # ------------------------------------------------------------------------------------
+    def group(self, name: str):
+        """One concern's settings as its own frozen dataclass (`GROUPS`), e.g. `cfg.group("optim").lr`."""
+        if name not in GROUPS:
+            raise ValueError(f"unknown config group {name!r}; groups: {', '.join(GROUPS)}")
+        if name == "eval":
+            return self.eval
+        cls = GROUPS[name]
+        return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
+
     def __post_init__(self) -> None:
         if self.placebo_seed >= 0 and not self.placebo:  # an explicit placebo seed asks for the placebo
             object.__setattr__(self, "placebo", True)
@@ -268,9 +306,10 @@ class Config:
         return cls(**fields)
 
     def with_overrides(self, overrides: dict[str, str | object]) -> Config:
-        """A copy with fields replaced; string values are parsed to the field's type.
-        Eval settings are `eval.NAME` (or the flat `eval_NAME`)."""
-        overrides = drop_removed(nest_eval_keys(overrides))
+        """A copy with fields replaced; string values are parsed to the field's type. A setting is
+        `NAME` or `GROUP.NAME` (`optim.lr`; groups in `GROUPS`); eval settings are `eval.NAME` (or
+        the flat `eval_NAME`)."""
+        overrides = drop_removed(nest_eval_keys(ungroup_keys(overrides)))
         types = typing.get_type_hints(Config)
         parsed = {}
         for key, raw in overrides.items():
@@ -288,6 +327,34 @@ class Config:
                 ev[name] = parse_value(f"eval.{name}", ev_types[name], raw) if isinstance(raw, str) else raw
             parsed["eval"] = dataclasses.replace(self.eval, **ev)
         return dataclasses.replace(self, **parsed)
+
+
+# The concerns a Config groups its settings by: name -> the dataclass that holds them.
+GROUPS: dict[str, type] = {"run": RunSettings, "model": ModelSettings, "rollout": RolloutSettings,
+                           "optim": OptimSettings, "gate": GateSettings, "eval": EvalSettings}
+
+
+def group_of(name: str) -> str:
+    """The group a Config field belongs to ("eval" for the eval settings themselves)."""
+    for group, cls in GROUPS.items():
+        if group != "eval" and name in {f.name for f in dataclasses.fields(cls)}:
+            return group
+    if name == "eval":
+        return "eval"
+    raise ValueError(f"unknown config field {name!r}; see vgrout.train.config.Config")
+
+
+def ungroup_keys(d: dict) -> dict:
+    """`{"optim.lr": v}` -> `{"lr": v}` (the group must be the field's own); `eval.X` and flat keys pass as they are."""
+    out = {}
+    for key, value in d.items():
+        head, dot, name = key.partition(".")
+        if dot and head in GROUPS and head != "eval":
+            if group_of(name) != head:
+                raise ValueError(f"--set {key}: {name!r} is not in the {head} group; it is {group_of(name)}.{name}")
+            key = name
+        out[key] = value
+    return out
 
 
 # Settings that are gone, with the value that reproduces their old default: a config.json that
@@ -524,6 +591,7 @@ def preset(name: str) -> Config:
     return PRESETS[name]()
 
 
-__all__ = ["ADAPTER_INITS", "check_rank_fits", "Config", "demo", "derived_seed", "equal_lr", "heldout_modes",
+__all__ = ["ADAPTER_INITS", "check_rank_fits", "Config", "demo", "derived_seed", "equal_lr", "GateSettings", "group_of",
+           "GROUPS", "heldout_modes", "ModelSettings", "OptimSettings", "RolloutSettings", "RunSettings", "ungroup_keys",
            "INOCULATION_PROMPT", "leetcode_4b", "parse_value", "preset", "PRESETS", "smoke", "toy", "validate",
            "validate_eval"]
