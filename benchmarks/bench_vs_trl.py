@@ -279,10 +279,13 @@ class VgroutArm:
     """vgrout's own loop step (`vgrout.train.loop.grpo_step`) on the benchmark's workload, in this process."""
 
     def __init__(self, name: str, spec: BenchSpec, grader, run_dir: Path) -> None:
+        from vgrout.env.dedup import DedupGrader
+        from vgrout.train.loop import GRADE_MEMORY
         from vgrout.train.run import build_run
 
         self.name = name
-        self.grader = workload_grader(spec, grader)
+        # graded as `vgrout.train.loop.train` grades: each distinct request once per run
+        self.grader = DedupGrader(workload_grader(spec, grader), memory=GRADE_MEMORY)
         self.run = build_run(vgrout_config(spec, name), run_dir / name)
         if spec.min_new_tokens:
             self.run.model.generation_config.min_new_tokens = spec.min_new_tokens

@@ -43,7 +43,7 @@ DEMO_DEFAULTS = MatrixDefaults(out="runs/demo", arms=DEFAULT_ARMS, seeds="0,1,2"
 
 
 def run_demo(out: Path, arms: tuple[str, ...], seeds: tuple[int, ...], overrides: dict[str, str], fresh: bool,
-             threads: int = 1, build_threads: int = 2, fork_at: int = DEMO_DEFAULTS.fork_at, jobs: int | None = None,
+             threads: int = 1, build_threads: int = 2, fork_at: int = 0, jobs: int | None = None,
              twins: bool = True) -> Path:
     """`run_study` on the demo preset with the demo's defaults (one placebo draw, no relearning
     attack, one eval after the last step unless `overrides` says eval.every); returns the report path."""

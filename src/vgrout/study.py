@@ -335,6 +335,13 @@ def default_jobs(n_runs: int) -> int:
     return max(1, min(len(os.sched_getaffinity(0)), n_runs))
 
 
+def check_fork_at(fork_at: int, steps: int) -> None:
+    """--fork-at is 0 (every run from scratch) or a step before the last."""
+    if fork_at and not 0 < fork_at < steps:
+        raise ValueError(f"--fork-at {fork_at} must be in [1, steps={steps}); pass --fork-at 0 to train every run "
+                         "from scratch")
+
+
 def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *, fork_at: int = 0,
                relearn_steps: int = 0, relearn_every: int = 1, relearn_n_problems: int = 16,
                jobs: int = 1, threads: int = 1, twins: bool = True, log=print) -> list[Path]:
@@ -348,9 +355,7 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     from vgrout.jobs import run_tasks
     from vgrout.train.cli import pin_threads
 
-    if fork_at and not 0 < fork_at < base.steps:
-        raise ValueError(f"--fork-at {fork_at} must be in [1, steps={base.steps}); pass --fork-at 0 to train every "
-                         "run from scratch")
+    check_fork_at(fork_at, base.steps)
     if jobs < 1:
         raise ValueError(f"--jobs {jobs} must be >= 1")
     out.mkdir(parents=True, exist_ok=True)
@@ -399,7 +404,6 @@ class MatrixDefaults:
     placebos: int
     relearn_steps: int
     eval_last_only: bool = False  # one held-out eval, after the last step (unless --eval-every or --set eval.every)
-    fork_at: int = 0  # > 0: one vanilla prefix per seed to this step, the arms that can branch from it (--fork-at)
 
 
 # The study's default arms: the method, its placebo draws, the oracle reference and the controls
@@ -450,9 +454,7 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
     if heldout_modes:  # the held-out-mode sub-study: heldout_arms x heldout_seeds on the multi-mode preset
         studies.append((out / "heldout-modes", configured(HELDOUT_MODES_PRESET), heldout_arms, heldout_seeds))
     for _, cfg, _, _ in studies:  # before any work: a fork point past the last step is a flag error
-        if fork_at and not 0 < fork_at < cfg.steps:
-            raise ValueError(f"--fork-at {fork_at} must be in [1, steps={cfg.steps}); pass --fork-at 0 to train "
-                             "every run from scratch")
+        check_fork_at(fork_at, cfg.steps)
     report = None
     for where, cfg, arms, seeds in studies:
         print(f"[1/4] {where}: toy world (installed from the prebuilt world shipped with vgrout, or built once; "
@@ -552,9 +554,9 @@ def add_matrix_args(p: argparse.ArgumentParser, d: MatrixDefaults) -> None:
                    help="held-out eval every N steps and after the last (0: none; default: "
                         + ("after the last step only" if d.eval_last_only else "the preset's") + ")")
     p.set_defaults(eval_last_only=d.eval_last_only)
-    p.add_argument("--fork-at", type=int, default=d.fork_at, metavar="STEP",
+    p.add_argument("--fork-at", type=int, default=0, metavar="STEP",
                    help="train one vanilla prefix per seed to STEP and branch the arms that can from it "
-                        f"(0: every run from scratch; default {d.fork_at})")
+                        "(0: every run from scratch; default 0)")
     p.add_argument("--placebos", type=int, default=d.placebos, metavar="K",
                    help=f"placebo directions per seed for each placebo arm (default {d.placebos}; 3: ARM-placebo, "
                         "ARM-placebo1, ARM-placebo2)")
@@ -589,7 +591,7 @@ def register(subparsers) -> None:
 
 
 __all__ = ["DEFAULT_PLACEBOS", "FORK_FREE", "STUDY_ARMS", "STUDY_DEFAULT_ARMS", "STUDY_DEFAULTS", "MatrixDefaults", "Unit", "add_matrix_args",
-           "arm_config", "check_same_run", "default_jobs", "dependency_order", "evaluate_base", "fork_mismatch",
+           "arm_config", "check_fork_at", "check_same_run", "default_jobs", "dependency_order", "evaluate_base", "fork_mismatch",
            "is_study_arm", "parse_seeds", "placebo_draw", "plan_matrix", "print_summary", "register", "report_section",
            "run_from_args", "run_is_finished", "run_matrix", "run_study", "run_unit", "same_run", "saved_config",
            "train_one", "train_prefix", "unit_cost", "unit_done", "with_placebo_draws", "write_one"]

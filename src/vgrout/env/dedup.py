@@ -36,16 +36,8 @@ class DedupGrader:
         self.graded = 0  # requests actually passed to the wrapped grader
 
     def grade(self, requests: Sequence[GradeRequest]) -> list[Grade]:
-        known: dict[GradeRequest, Grade] = {}
-        distinct: list[GradeRequest] = []
-        for r in requests:
-            if r in known:
-                continue
-            if r in self.remembered:
-                known[r] = self.remembered[r]
-            else:
-                known[r] = None  # type: ignore[assignment]  # filled below
-                distinct.append(r)
+        known = {r: self.remembered[r] for r in requests if r in self.remembered}  # read before any is forgotten
+        distinct = list(dict.fromkeys(r for r in requests if r not in known))
         grades = self.grader.grade(distinct) if distinct else []
         if len(grades) != len(distinct):
             raise RuntimeError(f"the wrapped grader returned {len(grades)} grades for {len(distinct)} requests")

@@ -22,6 +22,7 @@ ZONE_CODES = {**ZONE_NAMES, **{name: name for name in ZONE_NAMES.values()}}
 # Per-rollout fields of a diagnostics.jsonl row (lists of length N; see docs/evaluation.md).
 SCORE_FIELD, ZONE_FIELD, HACK_FIELD = "gate_score", "zone", "hack"
 ADV_FIELD, LIVE_FIELD = "advantage", "live"  # optional: restrict to rows the gate routes (live, A > 0)
+MODE_FIELD = "mode"  # optional: each rollout's prompt mode (rows written since per-mode gate reads)
 # Per-step aggregates the trainer writes (vgrout.train.loop.oracle_diagnostics), used when a
 # row has no per-rollout fields: AUROC and precisions only, no recall and no pooling.
 AGGREGATE_FIELDS = {"auroc": "gate_auroc", "route_precision": "gate_route_precision",
@@ -54,22 +55,25 @@ def has_rollouts(row: dict) -> bool:
     return SCORE_FIELD in row
 
 
-def rollout_fields(row: dict) -> tuple[list[float], list[str], list[bool]]:
+def rollout_fields(row: dict, modes: set[str] | None = None) -> tuple[list[float], list[str], list[bool]]:
     """(scores, zones, hack labels) of the gated rollouts in one diagnostics row: those with a
     score, and, when the row carries them, live with A > 0 (the rows whose update the gate
-    routes; the trainer's own gate_auroc uses the same subset). Missing fields raise."""
+    routes; the trainer's own gate_auroc uses the same subset). `modes`: only rollouts of these
+    prompt modes (a row that logged no modes then gives none). Missing fields raise."""
     missing = [k for k in (SCORE_FIELD, ZONE_FIELD, HACK_FIELD) if k not in row]
     if missing:
         raise KeyError(f"diagnostics row for step {row.get('step')} lacks per-rollout field(s) {missing}; "
                        "the trainer must log them for pooled gate diagnostics")
     n = len(row[SCORE_FIELD])
+    if modes is not None and MODE_FIELD not in row:
+        return [], [], []
     cols = [row[SCORE_FIELD], row[ZONE_FIELD], row[HACK_FIELD], row.get(ADV_FIELD, [1.0] * n),
-            row.get(LIVE_FIELD, [True] * n)]
+            row.get(LIVE_FIELD, [True] * n), row.get(MODE_FIELD, [None] * n)]
     if any(len(c) != n for c in cols):
         raise ValueError(f"step {row.get('step')}: per-rollout lists differ in length {[len(c) for c in cols]}")
     out_s, out_z, out_h = [], [], []
-    for s, z, h, a, live in zip(*cols):
-        if s is None or a is None or not live or not a > 0:
+    for s, z, h, a, live, mode in zip(*cols):
+        if s is None or a is None or not live or not a > 0 or (modes is not None and mode not in modes):
             continue
         if z not in ZONE_CODES:
             raise ValueError(f"step {row.get('step')}: unknown zone {z!r}; expected 0/1/2 or keep/absorb/route")

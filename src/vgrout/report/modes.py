@@ -70,24 +70,18 @@ def summary_block(runs: dict[int, RunData]) -> dict | None:
 
 def seen_gate_auroc(run: RunData) -> float | None:
     """The gate's AUROC (score vs the oracle's hack label) over the run's live rollouts with A > 0
-    on its seen modes; None without per-rollout modes (runs written before they were logged),
-    held-out groups or both labels among those rollouts."""
+    on its seen modes (`gate.rollout_fields`); None without per-rollout modes (runs written before
+    they were logged), held-out groups or both labels among those rollouts."""
     groups = mode_groups(run.config)
     if groups is None:
         return None
+    seen = {m for m, g in groups.items() if g == "seen"}
     scores, hacks = [], []
     for row in run.diagnostics:
-        if not gate.has_rollouts(row) or "mode" not in row:
-            continue
-        n = len(row[gate.SCORE_FIELD])
-        cols = (row[gate.SCORE_FIELD], row[gate.HACK_FIELD], row.get(gate.ADV_FIELD, [1.0] * n),
-                row.get(gate.LIVE_FIELD, [True] * n), row["mode"])
-        if any(len(c) != n for c in cols):
-            raise ValueError(f"step {row.get('step')}: per-rollout lists differ in length {[len(c) for c in cols]}")
-        for score, hack, adv, live, mode in zip(*cols):
-            if score is not None and live and adv > 0 and groups.get(mode) == "seen":
-                scores.append(float(score))
-                hacks.append(bool(hack))
+        if gate.has_rollouts(row):
+            s, _zones, h = gate.rollout_fields(row, modes=seen)
+            scores += s
+            hacks += h
     if not scores or all(hacks) or not any(hacks):
         return None
     value = auroc(scores, hacks)

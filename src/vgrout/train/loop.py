@@ -135,12 +135,12 @@ GRADE_MEMORY = 20_000  # distinct requests a run's grader remembers (`vgrout.env
 
 
 def grade_batch(grader, specs: list[PromptSpec], rollouts: Rollouts) -> list[Grade]:
-    """All rollouts of the step in one parallel grader call; identical (problem, completion, mode)
-    requests are graded once (a small policy repeats itself: ~40% of a toy batch is distinct),
-    and with the run's remembering `DedupGrader` (what `train` passes) once per run."""
+    """All rollouts of the step in one grader call. `train` passes the run's `DedupGrader`, so an
+    identical (problem, completion, mode) request is graded once per run (a small policy repeats
+    itself: ~40% of a toy batch is distinct, and it repeats itself across steps too)."""
     reqs = [GradeRequest(problem=specs[int(p)].problem, completion=t, mode=specs[int(p)].mode)
             for p, t in zip(rollouts.prompt_index.tolist(), rollouts.texts)]
-    return (grader if isinstance(grader, DedupGrader) else DedupGrader(grader)).grade(reqs)
+    return grader.grade(reqs)
 
 
 def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
@@ -176,8 +176,9 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
     t3 = time.perf_counter()
     # the whole batch, in single-process row order (identity with one process)
     grades = dp.gather_objects(grades)
-    hackable = dp.gather_objects([local[int(p)].hackable for p in rollouts.prompt_index.tolist()])
-    modes = dp.gather_objects([local[int(p)].mode for p in rollouts.prompt_index.tolist()])
+    prompt_of_row = dp.gather_objects([(local[int(p)].hackable, local[int(p)].mode)
+                                       for p in rollouts.prompt_index.tolist()])  # one collective for both
+    hackable, modes = [h for h, _ in prompt_of_row], [m for _, m in prompt_of_row]
     deployed, lens = dp.gather_rows(rollouts.deployed.cpu()), dp.gather_rows(rollouts.completion_mask.sum(1).float())
     record = record.gathered(dp)
     diag = oracle_diagnostics(grades, hackable, deployed, record.live, record.zones, record.scores, record.advantages,
