@@ -49,6 +49,25 @@ def _outputs(out: Path) -> dict:
     return got
 
 
+def test_the_matrixs_shared_grade_store_changes_no_run(tmp_path):
+    """Runs that read each other's grades from the matrix's store train bit for bit as a run alone."""
+    from vgrout.env.dedup import GradeStore
+    from vgrout.train.loop import train
+
+    base = preset("smoke").with_overrides(TINY)
+    run_matrix(tmp_path / "m", base, ("vanilla", "routeA"), (0,), jobs=1)
+    with GradeStore(tmp_path / "m" / "grades.sqlite") as store:
+        assert len(store) > 0
+    train(base.with_overrides({"arm": "routeA", "seed": "0"}), tmp_path / "alone" / "routeA_s0", progress=False)
+    a, b = _outputs(tmp_path / "m" / "routeA_s0"), _outputs(tmp_path / "alone" / "routeA_s0")
+    assert sorted(a) == sorted(b) and any(k.endswith("metrics.jsonl") for k in a)
+    for k in a:
+        if k.endswith(".safetensors"):
+            assert all(torch.equal(a[k][t], b[k][t]) for t in a[k]), k
+        elif k != "config.json":
+            assert a[k] == b[k], k
+
+
 @pytest.mark.slow  # ~35 s: two 4-run matrices with a prefix per seed and relearning attacks
 def test_jobs2_gives_the_jobs1_results_bitwise_and_reuses_finished_runs(tmp_path, capsys, monkeypatch):
     base = preset("smoke").with_overrides(TINY)

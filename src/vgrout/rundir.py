@@ -57,6 +57,7 @@ TRAINER_FILES = (START, METRICS, DIAGNOSTICS, ROLLOUT_SAMPLES, DIRECTION, MOTIVA
 # a matrix directory (`vgrout study`, `vgrout demo`)
 STUDY = "study.json"
 BASE_EVAL = "base_eval.json"
+GRADE_STORE = "grades.sqlite"  # the grades the matrix's runs share (vgrout.env.dedup.GradeStore)
 
 _STEP_DIR = re.compile(r"^step_(\d{6,})$")
 

@@ -27,13 +27,14 @@ and the report says so and why.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import re
 import time
 from pathlib import Path
 
-from vgrout.rundir import BASE_EVAL, STUDY, config_path, eval_dir, has_config, is_complete, relearn_dir, step_dir
+from vgrout.rundir import BASE_EVAL, GRADE_STORE, STUDY, config_path, eval_dir, has_config, is_complete, relearn_dir, step_dir
 
 # arm label -> (seed -> Config overrides on top of the preset). Placebo draws vary with the seed.
 STUDY_ARMS: dict[str, object] = {
@@ -113,28 +114,31 @@ def check_same_run(cfg, run_dir: Path, start=None) -> None:
                          "pass --fresh to start over, or another --out")
 
 
-def train_one(cfg, run_dir: Path, start=None) -> str:
+def train_one(cfg, run_dir: Path, start=None, grade_store: Path | None = None) -> str:
     """Train (or resume, or skip) one run; returns what was done. `start` (a
-    `vgrout.train.run.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`)."""
+    `vgrout.train.run.StartFrom`) starts a new run from another run's checkpoint (`vgrout study --fork-at`).
+    `grade_store`: the matrix's shared grades (`vgrout.env.dedup.GradeStore`)."""
     from vgrout.train.loop import train
 
     if has_config(run_dir):
         check_same_run(cfg, run_dir, start)
         if run_is_finished(run_dir, cfg.steps):
             return "cached"
-        train(None, run_dir, resume=True, progress=False)
+        train(None, run_dir, resume=True, progress=False, grade_store=grade_store)
         return "resumed"
-    train(cfg, run_dir, progress=False, start=start)
+    train(cfg, run_dir, progress=False, start=start, grade_store=grade_store)
     return "trained"
 
 
-def evaluate_base(cfg, path: Path) -> Path:
+def evaluate_base(cfg, path: Path, grade_store: Path | None = None) -> Path:
     """The base model (no adapter: what every arm starts from) on the runs' held-out problems with
     their eval settings, written once to `path` as a "vgrout.eval/1" result; the report's base row
-    and the first point of every curve. Recomputed when the eval-relevant config changes."""
+    and the first point of every curve. Recomputed when the eval-relevant config changes.
+    `grade_store`: the matrix's shared grades (its verdicts are the runs' too)."""
     from types import SimpleNamespace
 
     from vgrout.env import Grader
+    from vgrout.env.dedup import DedupGrader, GradeStore
     from vgrout.eval.results import read_eval, write_json_atomic
     from vgrout.models import load_model
     from vgrout.train.arms import arm_for
@@ -147,7 +151,9 @@ def evaluate_base(cfg, path: Path) -> Path:
         return path
     hook = HeldoutEval(cfg, arm_for("vanilla"))
     model, tok = load_model(cfg.model, cfg.dtype, cfg.device, cfg.random_init)
-    with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as grader:
+    with Grader(sandbox=cfg.sandbox, workers=cfg.grader_workers) as sandboxed, \
+            (GradeStore(grade_store) if grade_store is not None else contextlib.nullcontext()) as store:
+        grader = DedupGrader(sandboxed, store=store)
         result = hook.evaluate(SimpleNamespace(model=model, tokenizer=tok, adapter=None), grader)
     result.update({"step": 0, "run_dir": None, "checkpoint": None, "run": {"arm": "base", "config": key}})
     write_json_atomic(path, result)
@@ -173,7 +179,7 @@ def fork_mismatch(prefix, cfg) -> list[str]:
     return [f"{k} {b[k]!r} vs the prefix's {a[k]!r}" for k in sorted(a) if k not in FORK_FREE and a[k] != b[k]]
 
 
-def train_prefix(cfg, run_dir: Path, fork_at: int) -> tuple[Path, str]:
+def train_prefix(cfg, run_dir: Path, fork_at: int, grade_store: Path | None = None) -> tuple[Path, str]:
     """The shared vanilla prefix of one seed: `cfg` (vanilla) trained to step `fork_at`; returns
     (its checkpoint, what was done)."""
     from vgrout.train.loop import train
@@ -185,10 +191,10 @@ def train_prefix(cfg, run_dir: Path, fork_at: int) -> tuple[Path, str]:
     elif has_config(run_dir):
         if not same_run(cfg, run_dir):
             raise ValueError(f"{run_dir} holds a prefix with another config; pass --fresh or another --out")
-        train(None, run_dir, resume=True, stop_after=fork_at, progress=False)
+        train(None, run_dir, resume=True, stop_after=fork_at, progress=False, grade_store=grade_store)
         what = "resumed"
     else:
-        train(cfg, run_dir, stop_after=fork_at, progress=False)
+        train(cfg, run_dir, stop_after=fork_at, progress=False, grade_store=grade_store)
         what = "trained"
     if not is_complete(ckpt):
         raise RuntimeError(f"the prefix {run_dir} stopped without its step-{fork_at} checkpoint")
@@ -270,14 +276,15 @@ def plan_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], 
     return units, scratch
 
 
-def run_unit(unit: Unit, relearn: tuple[int, int, int]) -> tuple[str, list[str]]:
+def run_unit(unit: Unit, relearn: tuple[int, int, int], grade_store: Path | None = None) -> tuple[str, list[str]]:
     """Train (or resume, or skip) one unit, then its relearning attacks; returns (what was done, log lines
-    of the attacks). `relearn`: (steps, every, n_problems)."""
+    of the attacks). `relearn`: (steps, every, n_problems); `grade_store`: the matrix's shared grades."""
     if unit.fork_at:
-        return train_prefix(unit.cfg, unit.run_dir, unit.fork_at)[1], []
+        return train_prefix(unit.cfg, unit.run_dir, unit.fork_at, grade_store)[1], []
     from vgrout.relearn import relearn_run
 
-    what = write_one(unit) if unit.twin_of is not None else train_one(unit.cfg, unit.run_dir, start=unit.start)
+    what = (write_one(unit) if unit.twin_of is not None
+            else train_one(unit.cfg, unit.run_dir, start=unit.start, grade_store=grade_store))
     steps, every, n_problems = relearn
     lines = []
     for s in unit.relearn:
@@ -361,6 +368,7 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     out.mkdir(parents=True, exist_ok=True)
     units, scratch = plan_matrix(out, base, arms, seeds, fork_at, relearn_steps, twins=twins)
     relearn = (relearn_steps, relearn_every, relearn_n_problems)
+    store = out / GRADE_STORE  # one grade store for the matrix: a completion any run graded is not run again
 
     def done(unit: Unit, result: tuple[str, list[str]], seconds: float) -> None:
         what, lines = result
@@ -372,9 +380,9 @@ def run_matrix(out: Path, base, arms: tuple[str, ...], seeds: tuple[int, ...], *
     if jobs == 1:  # in this process, one after another (the plan's order, a unit after the one it waits for)
         for unit in dependency_order(units):
             t = time.perf_counter()
-            done(unit, run_unit(unit, relearn), time.perf_counter() - t)
+            done(unit, run_unit(unit, relearn, store), time.perf_counter() - t)
     else:  # worker processes, `threads` torch threads each; a branch starts once its prefix is done
-        run_tasks(units, functools.partial(run_unit, relearn=relearn), jobs=jobs, on_done=done,
+        run_tasks(units, functools.partial(run_unit, relearn=relearn, grade_store=store), jobs=jobs, on_done=done,
                   init=functools.partial(pin_threads, threads), inline=lambda u: unit_done(u, relearn_steps))
     write_json_atomic(out / STUDY, {
         "preset": base.preset, "steps": base.steps, "arms": list(arms), "seeds": list(seeds), "fork_at": fork_at,
@@ -465,7 +473,7 @@ def run_study(out: Path, preset_name: str, arms: tuple[str, ...], seeds: tuple[i
         pin_threads(threads)
         print("[2/4] base model eval (held-out problems, before any training)", flush=True)
         where.mkdir(parents=True, exist_ok=True)
-        base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / BASE_EVAL)
+        base_eval = evaluate_base(cfg.with_overrides({"seed": seeds[0]}), where / BASE_EVAL, where / GRADE_STORE)
         n_jobs = default_jobs(len(arms) * len(seeds)) if jobs is None else jobs
         print(f"[3/4] {len(arms)} arms x {len(seeds)} seeds, {cfg.steps} steps each"
               + (f", branched from a vanilla prefix at step {fork_at}" if fork_at else "")

@@ -8,9 +8,13 @@ call expressions only, the expected values stay here. Only `Grade.reward` may re
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import json
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from vgrout.env import channels, oracle
@@ -32,6 +36,16 @@ class RewardConfig:
 
     format_reward: float = 0.5
     correct_reward: float = 3.0
+
+
+@functools.lru_cache(maxsize=1)
+def grading_code_hash() -> str:
+    """sha256 of vgrout.env's sources: what a verdict depends on besides the request and the
+    limits, so a stored grade (`vgrout.env.dedup.GradeStore`) is never read by other grading code."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @dataclass
@@ -161,6 +175,9 @@ class Grader:
         self._pool = WorkerPool(self.sandbox, workers, self.limits)
         self._parsed: dict[Problem, oracle.ParsedTests | str] = {}
         self._expected: dict[Problem, list | str] = {}
+        self.fingerprint = json.dumps({"sandbox": self.sandbox, "limits": dataclasses.asdict(self.limits),
+                                       "reward": dataclasses.asdict(self.reward), "code": grading_code_hash()},
+                                      sort_keys=True)
 
     def __enter__(self) -> "Grader":
         return self

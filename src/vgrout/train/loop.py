@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from vgrout.env.dedup import DedupGrader
+from vgrout.env.dedup import DedupGrader, GradeStore
 from vgrout.env.modes import SYSTEM_PROMPT
 from vgrout.env.problems import check_disjoint
 from vgrout.gates import KEEP, ROUTE, auroc, f_beta, precision
@@ -202,8 +202,12 @@ def grpo_step(run: Run, grader) -> tuple[dict, dict, dict | None]:
 # ---- entry point -------------------------------------------------------------------------
 def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           grader_factory: Callable[[], object] | None = None, stop_after: int | None = None,
-          progress: bool = True, start: StartFrom | None = None, steps: int | None = None) -> Run:
+          progress: bool = True, start: StartFrom | None = None, steps: int | None = None,
+          grade_store: str | os.PathLike | None = None) -> Run:
     """Run (or resume) training into `run_dir`. `stop_after` ends after that many steps (tests).
+
+    `grade_store`: a `vgrout.env.dedup.GradeStore` file shared with other runs (a study's): a
+    request any of them graded is read, not run again; the grades, and so the run, are the same.
 
     `steps` (with resume) sets a new total and extends a finished run (`extend_steps`); the
     steps already taken stay as they ran.
@@ -270,9 +274,11 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=run.step, desc=f"{cfg.arm}", dynamic_ncols=True)
+    store = GradeStore(grade_store) if grade_store is not None else None
     try:
         with grader_factory() as sandboxed:
-            grader = DedupGrader(sandboxed, memory=GRADE_MEMORY)  # a repeated completion is graded once per run
+            # a repeated completion is graded once per run (and once per study, with a store)
+            grader = DedupGrader(sandboxed, memory=GRADE_MEMORY, store=store)
             run.grader = grader
             if heldout is not None and start is not None and ckpt is None:
                 heldout(run, last=run.step == cfg.steps)  # the starting point's eval: the fork's or the relearning attack's step 0
@@ -300,6 +306,8 @@ def train(cfg: Config | None, run_dir: str | os.PathLike, *, resume: bool = Fals
                 finish_retain_heal(run, heldout)
     finally:
         run.grader = None
+        if store is not None:
+            store.close()
         for sink in (metrics, diags, bar):
             if sink is not None:
                 sink.close()
