@@ -121,6 +121,41 @@ def test_a_task_waits_for_its_dependency():
         run_tasks([types.SimpleNamespace(name="a", after="nope")], _sleep, jobs=2, on_done=print)
 
 
+def test_the_plan_balances_the_workers_where_longest_first_leaves_one_idle():
+    """The demo's 15 runs (their seconds on 2 workers, 2026-12-07): longest-first ends with one worker
+    running the last gt_only alone; the balanced plan ends both within a run's noise of the optimum."""
+    import itertools
+
+    from vgrout.jobs import balanced_assignment, critical_path, next_task
+
+    for costs, loads in (([5, 4, 3, 3, 3], [0, 0]), ([7, 2, 2, 2, 1], [0, 4]), ([3, 3, 3], [0, 0, 1])):
+        best = min(max(loads[j] + sum(c for c, w in zip(costs, a) if w == j) for j in range(len(loads)))
+                   for a in itertools.product(range(len(loads)), repeat=len(costs)))
+        got = balanced_assignment(costs, loads)
+        assert max(loads[j] + sum(c for c, w in zip(costs, got) if w == j) for j in range(len(loads))) == best
+    assert balanced_assignment([1.0] * 17, [0.0, 0.0]) is None  # past PARTITION_MAX: longest first instead
+
+    seconds = {"routeA": (95, 97, 96), "placebo": (90, 86, 89), "oracle": (78, 76, 72), "absorb": (74, 83, 80),
+               "gt_only": (65, 62, 52)}
+
+    def makespan(balanced: bool) -> float:
+        tasks = [types.SimpleNamespace(name=f"{a}_s{s}", after=None, cost=sum(v) / 240, s=v[s])
+                 for s in range(3) for a, v in seconds.items()]
+        prio, pending, ends = critical_path(tasks), list(tasks), [0.0, 0.0]
+        while pending:
+            w = min((0, 1), key=lambda j: ends[j])
+            loads = [0.0 if j == w else (ends[j] - ends[w]) / 80 for j in (0, 1)]
+            task = (next_task(pending, pending, prio, loads, w) if balanced
+                    else min(pending, key=lambda t: (-prio[t.name], pending.index(t))))
+            pending.remove(task)
+            ends[w] += task.s
+        return max(ends)
+
+    total = sum(sum(v) for v in seconds.values())
+    assert makespan(False) - total / 2 > 20  # longest first: the last gt_only runs alone
+    assert makespan(True) - total / 2 < 5
+
+
 def test_the_longest_chain_of_work_launches_first():
     from vgrout.jobs import critical_path
 

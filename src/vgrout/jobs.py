@@ -64,6 +64,7 @@ class _Slot:
         self.proc.start()
         child.close()
         self.task = None
+        self.started = 0.0
 
     def stop(self, timeout: float = 30.0) -> None:
         """End the worker: idle ones are asked, busy ones terminated; killed if it does not exit in time."""
@@ -100,6 +101,59 @@ def critical_path(tasks: Sequence[Any]) -> dict[str, float]:
     return {t.name: prio(t) for t in tasks}
 
 
+PARTITION_MAX = 1 << 16  # assignments (workers ** tasks) searched exhaustively at most; more: longest first
+
+
+def balanced_assignment(costs: Sequence[float], loads: Sequence[float]) -> list[int] | None:
+    """The worker for each task (`costs`) that finishes them all soonest, given the work the
+    workers have left (`loads`, in the same units): an exhaustive branch-and-bound search, largest
+    task first (None when more than PARTITION_MAX assignments). Why: longest-first alone can
+    leave one worker running the last short runs by itself (three equal runs on two workers),
+    one worker idle for a whole run at the end of a matrix."""
+    n, w = len(costs), len(loads)
+    if w ** n > PARTITION_MAX:
+        return None
+    order = sorted(range(n), key=lambda i: -costs[i])
+    best: list = [float("inf"), None]
+    assign = [0] * n
+    load = list(loads)
+
+    def place(k: int) -> None:
+        top = max(load)
+        if top >= best[0]:
+            return
+        if k == n:
+            best[0], best[1] = top, assign.copy()
+            return
+        i, tried = order[k], set()
+        for j in range(w):
+            if load[j] in tried:  # an equally loaded worker: the same subtree
+                continue
+            tried.add(load[j])
+            load[j] += costs[i]
+            assign[i] = j
+            place(k + 1)
+            load[j] -= costs[i]
+
+    place(0)
+    return best[1]
+
+
+def next_task(pending: Sequence[Any], ready: Sequence[Any], priority: dict[str, float], loads: list[float],
+              slot: int) -> Any:
+    """The task the free worker `slot` starts: the largest ready task of its share in the balanced
+    assignment of everything pending (`balanced_assignment`); the longest chain of work first
+    (critical path) while a pending task still heads a chain (a prefix before its branches) or
+    when the search is too large."""
+    lpt = min(ready, key=lambda t: (-priority[t.name], pending.index(t)))
+    cost = {t.name: float(getattr(t, "cost", 1.0)) for t in pending}
+    if any(priority[t.name] > cost[t.name] + 0.05 for t in pending):  # waiting branches: start their head
+        return lpt
+    assign = balanced_assignment([cost[t.name] for t in pending], loads)
+    mine = [t for t, j in zip(pending, assign or ()) if j == slot and t in ready]
+    return min(mine, key=lambda t: (-priority[t.name], pending.index(t))) if mine else lpt
+
+
 def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_done: Callable[[Any, Any, float], None],
               init: Callable[[], None] | None = None, inline: Callable[[Any], bool] = lambda task: False) -> None:
     """Run fn(task) for every task, `jobs` at a time in spawned workers, a task only after its .after;
@@ -120,28 +174,41 @@ def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_d
     failed: list[str] = []
     ctx = multiprocessing.get_context("spawn")
     slots: list[_Slot] = []
+    spent = [0.0, 0.0]  # seconds and cost units of the tasks finished in workers: their ratio prices a unit
+
+    def remaining(s: _Slot) -> float:
+        """The work a worker has left, in cost units (its task's cost less the part its time has paid)."""
+        if s.task is None:
+            return 0.0
+        cost = float(getattr(s.task, "cost", 1.0))
+        if not spent[1] or not spent[0]:
+            return cost
+        return max(0.0, cost - (time.perf_counter() - s.started) * spent[1] / spent[0])
+
     try:
         while True:
-            while not failed:  # launch: the longest chain of work first (a prefix before its branches), ties in order
+            while not failed:  # launch: finished units here, then the free worker's share of a balanced plan
                 ready = [t for t in pending if t.after is None or t.after in finished]
-                if not ready:
-                    break
-                task = min(ready, key=lambda t: (-priority[t.name], pending.index(t)))
-                if inline(task):
+                task = next((t for t in ready if inline(t)), None)
+                if task is not None:
                     pending.remove(task)
                     t0 = time.perf_counter()
                     on_done(task, fn(task), time.perf_counter() - t0)
                     finished.add(task.name)
                     continue
+                if not ready:
+                    break
                 slot = next((s for s in slots if s.task is None), None)
                 if slot is None and len(slots) < jobs:
                     slot = _Slot(ctx, fn, init)
                     slots.append(slot)
                 if slot is None:
                     break
+                loads = [remaining(s) for s in slots] + [0.0] * (jobs - len(slots))  # the free slot's is 0
+                task = next_task(pending, ready, priority, loads, slots.index(slot))
                 pending.remove(task)
                 slot.conn.send(task)
-                slot.task = task
+                slot.task, slot.started = task, time.perf_counter()
             busy = [s for s in slots if s.task is not None]
             if not busy:
                 break
@@ -160,6 +227,8 @@ def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_d
                 s.task = None
                 if status == "ok":
                     finished.add(task.name)
+                    spent[0] += seconds
+                    spent[1] += float(getattr(task, "cost", 1.0))
                     on_done(task, payload, seconds)
                 else:
                     failed.append(f"{task.name}: {payload}")

@@ -219,18 +219,19 @@ class Unit:
 
 def unit_cost(cfg, steps: int) -> float:
     """A run's time relative to a zone-free run (vanilla, gt_only) of the preset's steps, for `steps` of
-    them. Per run, from the demo console of 2026-12-07 (docs/results/demo-2026-12-07): gt_only 58 s,
-    absorb 81 s, oracle 88 s, routeA-placebo 100 s, routeA 120 s; routeV ~1.9x routeA (study
-    console, 2026-12-02). Only the launch order reads it."""
+    them. Per run, from the demo console of 2026-12-07 with the shared grade store
+    (docs/results/demo-2026-12-07-store/): gt_only 44-49 s, oracle 48-55 s, absorb 59-60 s,
+    routeA-placebo 62-74 s, routeA 83-100 s (the first runs find the store empty); routeV ~1.9x
+    routeA (study console, 2026-12-02). Only the scheduler reads it (`vgrout.jobs.next_task`)."""
     from vgrout.train.arms import arm_for
 
     arm = arm_for(cfg.arm)
     if arm.features == "act":
-        per_step = 1.75 if cfg.placebo else 2.05
+        per_step = 1.4 if cfg.placebo else 1.9
     elif arm.features == "grad":
-        per_step = 3.9
+        per_step = 3.6
     else:  # zones split each forward by zone (absorb, oracle); vanilla and inoculation run zone-free
-        per_step = {"absorb": 1.4, "oracle": 1.5}.get(arm.name, 1.0)
+        per_step = {"absorb": 1.25, "oracle": 1.1}.get(arm.name, 1.0)
     return per_step * steps / max(1, cfg.steps) if steps else 0.0
 
 
