@@ -12,7 +12,7 @@ gets one verdict for all its copies in a run instead of one each; the study-wide
 abnormal verdict (timeout, crash, sandbox fault, ...), so those are graded again in each run.
 The trainer grades every step through one remembering instance per run
 (`vgrout.train.loop.train`), a study's runs share one store (`vgrout.study`);
-docs/results/performance-history.md ("Grading").
+docs/performance.md (the demo's grade store), docs/results/performance-history.md ("Grading").
 """
 
 from __future__ import annotations
