@@ -100,3 +100,6 @@ def test_a_store_needs_a_grader_with_a_fingerprint_and_an_existing_directory(tmp
         DedupGrader(Plain(), store=store)
     with pytest.raises(FileNotFoundError, match="directory"):
         GradeStore(tmp_path / "missing" / "g.sqlite")
+    (tmp_path / "notes.txt").write_text("not a database, " * 100)
+    with pytest.raises(RuntimeError, match="grade store .*notes.txt"):
+        GradeStore(tmp_path / "notes.txt")

@@ -107,10 +107,15 @@ class GradeStore:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"grade store {self.path}: its directory does not exist; create it first")
-        self.db = sqlite3.connect(str(self.path), timeout=120.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a killed process
-        self.db.execute("CREATE TABLE IF NOT EXISTS grades (key TEXT PRIMARY KEY, grade TEXT NOT NULL)")
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=120.0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a killed process
+            self.db.execute("CREATE TABLE IF NOT EXISTS grades (key TEXT PRIMARY KEY, grade TEXT NOT NULL)")
+        except sqlite3.Error as exc:
+            raise RuntimeError(f"cannot open the grade store {self.path} ({exc}): it needs a writable directory on "
+                               "a local file system (sqlite's locks); delete the file if it is not a grade store, "
+                               "or put the study's --out elsewhere") from exc
         self.keys: dict[tuple[str, GradeRequest], str] = {}
 
     def _key(self, fingerprint: str, req: GradeRequest) -> str:
