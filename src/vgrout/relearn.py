@@ -58,8 +58,9 @@ def attack_config(src, steps: int, every: int, n_problems: int):
 
 
 def relearn_run(run_dir: str | Path, steps: int, *, start: str = "deployed", every: int = 1, n_problems: int = 16,
-                progress: bool = False) -> dict:
-    """Run (or resume, or reuse) the attack from `start`; update RUN/relearn/relearn.json; return its entry."""
+                progress: bool = False, grade_store: Path | None = None) -> dict:
+    """Run (or resume, or reuse) the attack from `start`; update RUN/relearn/relearn.json; return its entry.
+    `grade_store`: a study's shared grades (`vgrout.env.dedup.GradeStore`; the attack is the same with or without)."""
     from vgrout.eval.settings import read_run
     from vgrout.train.config import Config
     from vgrout.train.loop import train
@@ -84,9 +85,9 @@ def relearn_run(run_dir: str | Path, steps: int, *, start: str = "deployed", eve
     same = (has_config(out) and json.loads(config_path(out).read_text()) == json.loads(cfg.to_json())
             and read_start(out) == want)
     if not same:  # new, or asked a different question (more steps, another checkpoint): start over
-        train(cfg, out, overwrite=True, progress=progress, start=want)
+        train(cfg, out, overwrite=True, progress=progress, start=want, grade_store=grade_store)
     elif not done:
-        train(None, out, resume=True, progress=progress)
+        train(None, out, resume=True, progress=progress, grade_store=grade_store)
     entry = summarise_attack(out, steps, every, start, ckpt, info)
     path = relearn_result_path(run_dir)
     doc = json.loads(path.read_text()) if path.is_file() else {}

@@ -289,7 +289,7 @@ def run_unit(unit: Unit, relearn: tuple[int, int, int], grade_store: Path | None
     steps, every, n_problems = relearn
     lines = []
     for s in unit.relearn:
-        e = relearn_run(unit.run_dir, steps, start=s, every=every, n_problems=n_problems)
+        e = relearn_run(unit.run_dir, steps, start=s, every=every, n_problems=n_problems, grade_store=grade_store)
         reach = e["steps_to_threshold"]
         lines.append(f"    relearn from {s}: hack {e['curve'][0]['hack']:.2f} -> {e['curve'][-1]['hack']:.2f}, "
                      f"reaches {e['threshold']} " + (f"at step {reach}" if reach is not None else
