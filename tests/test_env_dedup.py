@@ -7,6 +7,7 @@ import pytest
 
 from vgrout.env import Grader
 from vgrout.env.dedup import DedupGrader, GradeStore
+from vgrout.env.grader import grading_code_hash
 from vgrout.types import GradeRequest, Problem
 
 PROBLEM = Problem(id="double", statement="Return 2 * x.",
@@ -71,6 +72,7 @@ def test_a_store_shares_normal_verdicts_across_graders_and_processes_never_abnor
     loop = GradeRequest(PROBLEM, LOOP, "gt_only")
     path = tmp_path / "grades.sqlite"
     with Grader(sandbox="auto", workers=1, timeout_s=0.5) as g, GradeStore(path) as store:
+        assert grading_code_hash() in g.fingerprint  # other grading code (vgrout.env, the Grade) reads nothing stored
         plain = g.grade(reqs + [loop])
         first = Counting(g)
         got = DedupGrader(first, memory=10, store=store).grade(reqs + [loop])

@@ -175,6 +175,7 @@ def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_d
     ctx = multiprocessing.get_context("spawn")
     slots: list[_Slot] = []
     spent = [0.0, 0.0]  # seconds and cost units of the tasks finished in workers: their ratio prices a unit
+    checked: set[str] = set()  # ready tasks asked `inline` once (nothing else runs a pending task, so the answer holds)
 
     def remaining(s: _Slot) -> float:
         """The work a worker has left, in cost units (its task's cost less the part its time has paid)."""
@@ -189,7 +190,13 @@ def run_tasks(tasks: Sequence[Any], fn: Callable[[Any], Any], *, jobs: int, on_d
         while True:
             while not failed:  # launch: finished units here, then the free worker's share of a balanced plan
                 ready = [t for t in pending if t.after is None or t.after in finished]
-                task = next((t for t in ready if inline(t)), None)
+                task = None
+                for t in ready:  # a finished unit is reused here, in milliseconds, not in a worker
+                    if t.name not in checked:
+                        checked.add(t.name)
+                        if inline(t):
+                            task = t
+                            break
                 if task is not None:
                     pending.remove(task)
                     t0 = time.perf_counter()

@@ -40,10 +40,12 @@ class RewardConfig:
 
 @functools.lru_cache(maxsize=1)
 def grading_code_hash() -> str:
-    """sha256 of vgrout.env's sources: what a verdict depends on besides the request and the
-    limits, so a stored grade (`vgrout.env.dedup.GradeStore`) is never read by other grading code."""
+    """sha256 of vgrout.env's sources and vgrout/types.py (the Grade): what a verdict depends on
+    besides the request and the limits, so a stored grade (`vgrout.env.dedup.GradeStore`) is never
+    read by other grading code."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).parent
+    for path in [*sorted(here.glob("*.py")), here.parent / "types.py"]:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
