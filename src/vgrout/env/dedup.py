@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
+from vgrout.env.grader import ABNORMAL
 from vgrout.types import Grade, GradeRequest
 
 _STORE_CHUNK = 500  # keys per SELECT (sqlite's bound-parameter limit is 999 on old builds)
@@ -57,13 +58,15 @@ class DedupGrader:
         distinct = list(dict.fromkeys(r for r in requests if r not in known))
         stored: dict[GradeRequest, Grade] = {}
         if self.store is not None and distinct:
-            stored = self.store.get(self.grader.fingerprint, distinct)
+            keys = {r: request_key(self.grader.fingerprint, r) for r in distinct}  # computed once per request
+            found = self.store.get(list(keys.values()))
+            stored = {r: found[k] for r, k in keys.items() if k in found}
             distinct = [r for r in distinct if r not in stored]
         grades = self.grader.grade(distinct) if distinct else []
         if len(grades) != len(distinct):
             raise RuntimeError(f"the wrapped grader returned {len(grades)} grades for {len(distinct)} requests")
         if self.store is not None and distinct:
-            self.store.put(self.grader.fingerprint, list(zip(distinct, grades)))
+            self.store.put([(keys[r], g) for r, g in zip(distinct, grades)])
         known.update(stored)
         known.update(zip(distinct, grades))
         if self.memory:
@@ -98,7 +101,7 @@ class GradeStore:
     """Grades on disk, shared by the processes of a study (one sqlite file, WAL: readers and
     one writer at a time, each write a transaction, so a killed run leaves it whole).
 
-    Keyed by `request_key`: a grader with other limits, reward constants, sandbox kind or grading
+    Keyed by `request_key` (the caller, `DedupGrader`, computes them): a grader with other limits, reward constants, sandbox kind or grading
     code (the fingerprint hashes vgrout.env's sources) reads none of another's grades. Abnormal
     verdicts (`vgrout.env.grader.ABNORMAL`: timeout, memory, crash, sandbox fault, ...) depend on
     the machine's state and are never stored."""
@@ -116,34 +119,19 @@ class GradeStore:
             raise RuntimeError(f"cannot open the grade store {self.path} ({exc}): it needs a writable directory on "
                                "a local file system (sqlite's locks); delete the file if it is not a grade store, "
                                "or put the study's --out elsewhere") from exc
-        self.keys: dict[tuple[str, GradeRequest], str] = {}
 
-    def _key(self, fingerprint: str, req: GradeRequest) -> str:
-        k = (fingerprint, req)
-        if k not in self.keys:
-            if len(self.keys) > 100_000:
-                self.keys.clear()
-            self.keys[k] = request_key(fingerprint, req)
-        return self.keys[k]
-
-    def get(self, fingerprint: str, requests: Sequence[GradeRequest]) -> dict[GradeRequest, Grade]:
-        """The stored grades of `requests` (those it has)."""
-        by_key = {self._key(fingerprint, r): r for r in requests}
-        keys = list(by_key)
-        out: dict[GradeRequest, Grade] = {}
+    def get(self, keys: Sequence[str]) -> dict[str, Grade]:
+        """The stored grades of `keys` (`request_key`s), those it has."""
+        out: dict[str, Grade] = {}
         for i in range(0, len(keys), _STORE_CHUNK):
-            part = keys[i:i + _STORE_CHUNK]
+            part = list(keys[i:i + _STORE_CHUNK])
             rows = self.db.execute(f"SELECT key, grade FROM grades WHERE key IN ({','.join('?' * len(part))})", part)
-            for key, text in rows:
-                out[by_key[key]] = Grade(**json.loads(text))
+            out.update((key, Grade(**json.loads(text))) for key, text in rows)
         return out
 
-    def put(self, fingerprint: str, graded: Sequence[tuple[GradeRequest, Grade]]) -> None:
-        """Store the normal verdicts among `graded`, in one transaction (a key already there is kept)."""
-        from vgrout.env.grader import ABNORMAL
-
-        rows = [(self._key(fingerprint, r), json.dumps(dataclasses.asdict(g))) for r, g in graded
-                if g.reason not in ABNORMAL]
+    def put(self, graded: Sequence[tuple[str, Grade]]) -> None:
+        """Store the normal verdicts among (key, grade) pairs, in one transaction (a key already there is kept)."""
+        rows = [(key, json.dumps(dataclasses.asdict(g))) for key, g in graded if g.reason not in ABNORMAL]
         if not rows:
             return
         with self.db:  # BEGIN ... COMMIT
